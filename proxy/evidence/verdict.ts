@@ -1,0 +1,146 @@
+/**
+ * The verdict: one object shape for the library, `inspect --json`, and later `verify`. Every
+ * check that ran is listed in order with `ok` and a detail; `failed` names the first failure.
+ * Hex strings are lower-case.
+ */
+
+/** Stable, dotted check names. Callers and tests match on these; never rename one. */
+export type CheckName =
+  | "quote.format"
+  | "quote.signature"
+  | "qe.binding"
+  | "pck.chain"
+  | "qe.signature"
+  | "pck.revocation"
+  | "collateral.format"
+  | "collateral.signature"
+  | "collateral.fresh"
+  | "tcb.status"
+  | "qe.identity"
+  | `policy.${string}`;
+
+export interface Check {
+  check: CheckName;
+  ok: boolean;
+  detail: string;
+}
+
+export interface SgxQuoteFields {
+  version: number;
+  teeType: "SGX";
+  attestationKeyType: number;
+  qeSvn: number;
+  pceSvn: number;
+  qeVendorId: string;
+  mrenclave: string;
+  mrsigner: string;
+  isvProdId: number;
+  isvSvn: number;
+  debug: boolean;
+  reportData: string;
+  attributes: string;
+  miscSelect: number;
+  cpuSvn: string;
+  isvExtProdId: string;
+  isvFamilyId: string;
+  configId: string;
+  configSvn: number;
+  certDataType: number;
+}
+
+export interface TdxQuoteFields {
+  version: number;
+  teeType: "TDX";
+  attestationKeyType: number;
+  qeSvn: number;
+  pceSvn: number;
+  qeVendorId: string;
+  bodyType: number;
+  teeTcbSvn: string;
+  mrseam: string;
+  mrsignerseam: string;
+  seamAttributes: string;
+  tdAttributes: string;
+  xfam: string;
+  mrtd: string;
+  mrconfigid: string;
+  mrowner: string;
+  mrownerconfig: string;
+  rtmr: string[];
+  reportData: string;
+  debug: boolean;
+  teeTcbSvn2?: string;
+  mrservicetd?: string;
+  certDataType: number;
+}
+
+export type QuoteFields = SgxQuoteFields | TdxQuoteFields;
+
+/** From the PCK leaf certificate's SGX extension. */
+export interface PlatformFields {
+  fmspc: string;
+  pceId: string;
+  pceSvn: number;
+  cpuSvn: string;
+  tcbComponents: number[];
+  sgxType: number;
+}
+
+export type TcbStatus =
+  | "UpToDate"
+  | "SWHardeningNeeded"
+  | "ConfigurationNeeded"
+  | "ConfigurationAndSWHardeningNeeded"
+  | "OutOfDate"
+  | "OutOfDateConfigurationNeeded"
+  | "Revoked";
+
+export interface TcbFields {
+  /** Platform status converged with the QE's, as Intel's QVL does. */
+  status: TcbStatus;
+  /** Union of the platform level's and the QE level's advisory IDs, platform first. */
+  advisoryIds: string[];
+  platformStatus: TcbStatus;
+  /** null when the QE report does not match the QE identity (then qe.identity has failed). */
+  qeStatus: TcbStatus | null;
+  tcbDate: string;
+  tcbEvaluationDataNumber: number;
+  /** Some piece of collateral is past its nextUpdate (or before its issue date) at the verification time. */
+  collateralExpired: boolean;
+  /** Earliest nextUpdate over all pieces of collateral (ISO 8601). */
+  collateralNextUpdate: string;
+}
+
+export interface Verdict {
+  ok: boolean;
+  failed: null | { check: CheckName; reason: string };
+  checks: Check[];
+  quote: QuoteFields | null;
+  platform: PlatformFields | null;
+  tcb: TcbFields | null;
+  /** The PCK chain ends at a root other than Intel's (the dev root, passed explicitly). */
+  dev: boolean;
+  /** The verification time (ISO 8601). */
+  at: string;
+}
+
+/** Collects checks in order; the first failure becomes `failed`. */
+export class CheckList {
+  readonly checks: Check[] = [];
+  failed: Verdict["failed"] = null;
+
+  pass(check: CheckName, detail: string): void {
+    this.checks.push({ check, ok: true, detail });
+  }
+
+  fail(check: CheckName, reason: string): void {
+    this.checks.push({ check, ok: false, detail: reason });
+    if (this.failed === null) this.failed = { check, reason };
+  }
+
+  record(check: CheckName, ok: boolean, detail: string): boolean {
+    if (ok) this.pass(check, detail);
+    else this.fail(check, detail);
+    return ok;
+  }
+}
