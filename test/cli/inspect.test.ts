@@ -1,0 +1,114 @@
+/** The `attestable-mcp inspect` command, run as a user runs it (the linked bin after npm ci). */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import type { Verdict } from "../../proxy/evidence/verdict.js";
+import { REPO, vectorPath } from "../support/vectors.js";
+
+const CLI = join(REPO, "dist/proxy/cli.js");
+
+function run(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const PHALA_FILE = vectorPath("sgx/phala/quote.bin");
+const PHALA_OPTS = [ "--collateral", vectorPath("sgx/phala/collateral"), "--at", "2025-07-19T10:01:17Z"];
+
+describe("inspect", () => {
+  it("--help prints the usage and exits 0", () => {
+    const r = run("--help");
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /inspect FILE/);
+  });
+
+  it("--json prints the library's verdict; exit 0 when the evidence verifies", () => {
+    const r = run("inspect", PHALA_FILE, ...PHALA_OPTS, "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const v = JSON.parse(r.stdout) as Verdict;
+    assert.equal(v.ok, true);
+    assert.equal(v.tcb?.status, "ConfigurationAndSWHardeningNeeded");
+    assert.deepEqual(v.tcb?.advisoryIds, ["INTEL-SA-00289", "INTEL-SA-00615"]);
+    assert.equal(v.quote?.teeType === "SGX" && v.quote.mrenclave, "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb");
+  });
+
+  it("human output shows every field and every check", () => {
+    const r = run("inspect", PHALA_FILE, ...PHALA_OPTS);
+    assert.equal(r.code, 0, r.stderr);
+    for (const s of ["mrenclave", "mrsigner", "isvProdId", "debug", "reportData", "fmspc", "ConfigurationAndSWHardeningNeeded", "quote.signature", "pck.chain", "tcb.status", "Verdict: the evidence verifies"]) {
+      assert.ok(r.stdout.includes(s), s);
+    }
+  });
+
+  it("hex and base64 quote files give the same verdict as binary; Unix-seconds time works", () => {
+    const dir = mkdtempSync(join(tmpdir(), "amcp-inspect-"));
+    const bin = readFileSync(vectorPath("sgx/phala/quote.bin"));
+    writeFileSync(join(dir, "q.hex"), bin.toString("hex").replace(/(.{64})/g, "$1\n"));
+    writeFileSync(join(dir, "q.b64"), bin.toString("base64") + "\n");
+    const at = String(Date.parse("2025-07-19T10:01:17Z") / 1000);
+    const base = JSON.parse(run("inspect", vectorPath("sgx/phala/quote.bin"), "--at", at, "--json").stdout) as Verdict;
+    for (const f of ["q.hex", "q.b64"]) {
+      const r = run("inspect", join(dir, f), "--at", at, "--json");
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout), base);
+    }
+  });
+
+  it("exit 1 naming the failed check: corrupted quote, type 3, stale collateral", () => {
+    const corrupted = run("inspect", vectorPath("sgx/fortanix/quote-corrupted.bin"), "--at", "2021-06-01T00:00:00Z");
+    assert.equal(corrupted.code, 1);
+    assert.match(corrupted.stdout, /REJECTED at quote\.signature/);
+    const type3 = run("inspect", vectorPath("sgx/fortanix/quote-cert-type-3.bin"), "--json");
+    assert.equal(type3.code, 1);
+    assert.equal((JSON.parse(type3.stdout) as Verdict).failed?.check, "pck.chain");
+    const stale = run("inspect", vectorPath("sgx/mobilecoin/quote.bin"), "--collateral", vectorPath("sgx/mobilecoin/collateral"), "--at", "2023-07-12T20:48:25Z");
+    assert.equal(stale.code, 1);
+    assert.match(stale.stdout, /REJECTED at collateral\.fresh/);
+  });
+
+  it("exit 2 for usage errors and unreadable input, with a message", () => {
+    assert.equal(run("inspect").code, 2);
+    assert.equal(run("inspect", "a", "b").code, 2);
+    const missing = run("inspect", "/no/such/quote");
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /quote file \/no\/such\/quote: ENOENT/);
+    const badTime = run("inspect", vectorPath("sgx/phala/quote.bin"), "--at", "yesterday");
+    assert.equal(badTime.code, 2);
+    assert.match(badTime.stderr, /--at: "yesterday"/);
+    const badRoot = run("inspect", vectorPath("sgx/phala/quote.bin"), "--trust-root", vectorPath("README.md"));
+    assert.equal(badRoot.code, 2);
+    assert.match(badRoot.stderr, /TRUST_ROOT_INVALID/);
+    assert.equal(run("inspect", vectorPath("sgx/phala/quote.bin"), "--bogus").code, 2);
+    assert.equal(run("frobnicate").code, 2);
+  });
+
+  it("garbage input is a verdict (exit 1 at quote.format), not a crash", () => {
+    const dir = mkdtempSync(join(tmpdir(), "amcp-inspect-"));
+    writeFileSync(join(dir, "junk"), "not a quote at all\n");
+    const r = run("inspect", join(dir, "junk"), "--json");
+    assert.equal(r.code, 1);
+    assert.equal((JSON.parse(r.stdout) as Verdict).failed?.check, "quote.format");
+  });
+});
+
+describe("the package", () => {
+  it("node_modules/.bin/attestable-mcp --help works after npm ci", () => {
+    const r = spawnSync(join(REPO, "node_modules/.bin/attestable-mcp"), ["--help"], { encoding: "utf8", timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Usage: attestable-mcp/);
+  });
+
+  it("a script in the repo imports { parseQuote, verifyQuote } by the package name", () => {
+    const script = `import { parseQuote, verifyQuote } from "attestable-mcp-proxy";
+      import { readFileSync } from "node:fs";
+      const q = new Uint8Array(readFileSync(${JSON.stringify(vectorPath("sgx/phala/quote.bin"))}));
+      const v = await verifyQuote(q, { at: new Date("2025-07-19T10:01:17Z") });
+      console.log(parseQuote(q).header.version, v.ok);`;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { cwd: REPO, encoding: "utf8", timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "3 true");
+  });
+});

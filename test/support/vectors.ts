@@ -1,0 +1,47 @@
+/** Where the shared real vectors live, and typed access to expected.json. */
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Repo root: tests run compiled from dist/test/<dir>/. */
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+export const VECTORS = process.env.ATTESTABLE_MCP_VECTORS ?? resolve(REPO, "../shared/vectors");
+
+export interface ExpectedSgx {
+  path: string;
+  mrenclave: string;
+  mrsigner: string;
+  isvProdId: number;
+  isvSvn: number;
+  debug: boolean;
+  reportData: string;
+  fmspc: string | null;
+  certDataType: number;
+  signatures: "valid" | "invalid" | "unverifiable-offline";
+  collateral?: string;
+  at?: string;
+  tcbStatus?: string;
+  advisoryIds?: string[];
+  note?: string;
+}
+
+export interface ExpectedTdx {
+  path: string;
+  collateral: string;
+  at: string;
+  tcbStatus?: string;
+  advisoryIds?: string[];
+}
+
+export const expected = JSON.parse(readFileSync(join(VECTORS, "expected.json"), "utf8")) as {
+  sgxQuotes: ExpectedSgx[];
+  tdxQuotes: ExpectedTdx[];
+};
+
+export function vector(path: string): Uint8Array {
+  return new Uint8Array(readFileSync(join(VECTORS, path)));
+}
+
+export function vectorPath(path: string): string {
+  return join(VECTORS, path);
+}
