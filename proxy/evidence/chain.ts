@@ -32,6 +32,20 @@ function within(c: Certificate, at: Date): string | null {
   return null;
 }
 
+/**
+ * Every certificate presented must be on the path or be a certificate of the anchor's own key
+ * with a valid self-signature (an older root certificate). A certificate that is neither (a
+ * tampered root, an unrelated extra) makes the evidence malformed, even though the path holds.
+ */
+function unaccounted(pool: readonly Certificate[], path: readonly Certificate[], anchor: TrustAnchor): string | null {
+  for (const c of pool) {
+    if (path.includes(c)) continue;
+    if (isSelfIssued(c) && equalBytes(c.spki, anchor.cert.spki) && verifySignedBy(c, anchor.cert)) continue;
+    return `${c.subjectText} in the chain is neither on the path to the trusted root nor a valid certificate of that root`;
+  }
+  return null;
+}
+
 /** The one certificate that issues no other certificate in the set (self-issued roots excluded). */
 export function findLeaf(certs: readonly Certificate[]): Certificate | string {
   const leaves = certs.filter(
@@ -64,6 +78,11 @@ export function validatePath(leaf: Certificate, pool: readonly Certificate[], an
         if (path.length === 1) return { ok: false, reason: `${cur.subjectText} is a root, not a leaf certificate` };
         if (!equalBytes(cur.spki, anchor.cert.spki)) continue;
         path.pop();
+      }
+      const stray = unaccounted(pool, path, anchor);
+      if (stray) return { ok: false, reason: stray };
+      if (anchor.cert.basicConstraints?.pathLen !== undefined && anchor.cert.basicConstraints.pathLen < path.length - 1) {
+        return { ok: false, reason: `trust anchor path length constraint ${anchor.cert.basicConstraints.pathLen} exceeded` };
       }
       return { ok: true, value: { path, anchor } };
     }

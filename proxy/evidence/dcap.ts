@@ -34,6 +34,13 @@ export function checkQeBinding(q: Quote): Result {
   return { ok: true, value: "QE report data = SHA-256(attestation key ‖ QE auth data) ‖ 0³²" };
 }
 
+/**
+ * Parsed PCK chains by SHA-256 of the certification data: every quote from one platform carries
+ * the same chain text, so this is a parse cache (what is trusted is still decided per quote).
+ */
+const chainCache = new Map<string, Certificate[]>();
+const CHAIN_CACHE_MAX = 256;
+
 /** The PCK certificates carried in certification data type 5, in the order found. */
 export function pckCertificates(q: Quote): Result<Certificate[]> {
   const cd = q.signatureData.certification;
@@ -46,10 +53,16 @@ export function pckCertificates(q: Quote): Result<Certificate[]> {
           : "is not a PCK certificate chain";
     return { ok: false, reason: `PCK_CHAIN_MISSING: certification data type ${cd.type} ${why}` };
   }
+  const id = createHash("sha256").update(cd.data).digest("hex");
+  const cached = chainCache.get(id);
+  if (cached) return { ok: true, value: cached };
   try {
     const ders = pemBlocks(cd.data);
     if (ders.length === 0) return { ok: false, reason: "PCK_CHAIN_MISSING: certification data type 5 holds no PEM certificate" };
-    return { ok: true, value: ders.map((d) => parseCertificate(d)) };
+    const certs = ders.map((d) => parseCertificate(d));
+    if (chainCache.size >= CHAIN_CACHE_MAX) chainCache.clear();
+    chainCache.set(id, certs);
+    return { ok: true, value: certs };
   } catch (e) {
     return { ok: false, reason: `PCK chain in certification data does not parse: ${(e as Error).message}` };
   }
@@ -73,17 +86,28 @@ export function checkQeSignature(q: Quote, leaf: Certificate): Result {
  * The PCK CRL must come from the CA that issued the PCK certificate (Processor or Platform CA)
  * and be signed by it; the root CA CRL, signed by the anchor, covers the intermediates.
  */
-export function checkPckRevocation(p: ValidPath, c: Collateral): Result {
+export function checkPckRevocation(p: ValidPath, c: Collateral, at: Date): Result {
   const leaf = p.path[0]!;
   const issuer: Certificate = p.path[1] ?? p.anchor.cert;
   if (!equalBytes(c.pckCrl.issuer, leaf.issuer)) {
     return { ok: false, reason: `PCK CRL is issued by ${c.pckCrl.issuerText}, the PCK certificate by ${leaf.issuerText}` };
   }
   if (!verifySignedBy(c.pckCrl, issuer)) return { ok: false, reason: `PCK CRL signature does not verify under ${issuer.subjectText}` };
+  // The CRL's issuer chain, as served, must name the same CA and chain to the same root.
+  const crlSigner = findLeaf(c.pckCrlIssuerChain);
+  if (typeof crlSigner === "string") return { ok: false, reason: `PCK CRL issuer chain: ${crlSigner}` };
+  if (!equalBytes(crlSigner.spki, issuer.spki)) return { ok: false, reason: `PCK CRL issuer chain names ${crlSigner.subjectText}, not the PCK certificate's issuer` };
+  const crlPath = validatePath(crlSigner, c.pckCrlIssuerChain, [p.anchor], at);
+  if (!crlPath.ok) return { ok: false, reason: `PCK CRL issuer chain: ${crlPath.reason}` };
   if (!verifySignedBy(c.rootCaCrl, p.anchor.cert)) return { ok: false, reason: `root CA CRL signature does not verify under ${p.anchor.cert.subjectText}` };
   if (c.pckCrl.revoked.has(leaf.serialHex)) return { ok: false, reason: `PCK certificate serial ${leaf.serialHex} is revoked by the PCK CRL` };
   for (const ca of p.path.slice(1)) {
     if (c.rootCaCrl.revoked.has(ca.serialHex)) return { ok: false, reason: `${ca.subjectText} serial ${ca.serialHex} is revoked by the root CA CRL` };
   }
   return { ok: true, value: `not revoked (PCK CRL ${c.pckCrl.revoked.size} entries, root CA CRL ${c.rootCaCrl.revoked.size})` };
+}
+
+/** For benchmarks that measure the cold path. */
+export function clearPckChainCache(): void {
+  chainCache.clear();
 }

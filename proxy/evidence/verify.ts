@@ -164,7 +164,7 @@ export async function verifyQuote(input: Uint8Array, opts: VerifyOptions = {}): 
   const cc = checkCollateral(col, path?.anchor ?? intelRoot(), at);
   c.record("collateral.signature", cc.signature.ok, cc.signature.detail);
   if (path) {
-    const rev = checkPckRevocation(path, col);
+    const rev = checkPckRevocation(path, col, at);
     c.record("pck.revocation", rev.ok, rev.ok ? rev.value : rev.reason);
   } else {
     c.fail("pck.revocation", "not checked: PCK chain is not trusted");
