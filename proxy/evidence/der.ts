@@ -76,22 +76,26 @@ export function readTlv(buf: Uint8Array, offset: number, end: number = buf.lengt
     const id = buf[offset]!;
     const first = buf[offset + 1]!;
     if ((id & 0x1f) !== 0x1f && id !== 0 && first < 0x80 && first <= end - offset - 2) {
-      const p = offset + 2;
-      return {
-        tag: id,
-        number: id & 0x1f,
-        class: CLASSES[id >> 6]!,
-        constructed: (id & 0x20) !== 0,
-        start: offset,
-        headerLength: 2,
-        contentStart: p,
-        contentEnd: p + first,
-        end: p + first,
-        depth,
-      };
+      return makeTlv(id, offset, 2, first, depth);
     }
   }
   return readTlvSlow(buf, offset, end, depth, field === undefined ? what : `${what}.${field}`);
+}
+
+function makeTlv(id: number, start: number, headerLength: number, len: number, depth: number): Tlv {
+  const contentStart = start + headerLength;
+  return {
+    tag: id,
+    number: id & 0x1f,
+    class: CLASSES[id >> 6]!,
+    constructed: (id & 0x20) !== 0,
+    start,
+    headerLength,
+    contentStart,
+    contentEnd: contentStart + len,
+    end: contentStart + len,
+    depth,
+  };
 }
 
 function readTlvSlow(buf: Uint8Array, offset: number, end: number, depth: number, what: string): Tlv {
@@ -129,18 +133,7 @@ function readTlvSlow(buf: Uint8Array, offset: number, end: number, depth: number
       offset,
     );
   }
-  return {
-    tag: id,
-    number: id & 0x1f,
-    class: CLASSES[id >> 6]!,
-    constructed: (id & 0x20) !== 0,
-    start: offset,
-    headerLength: p - offset,
-    contentStart: p,
-    contentEnd: p + len,
-    end: p + len,
-    depth,
-  };
+  return makeTlv(id, offset, p - offset, len, depth);
 }
 
 /** Read the single element that must fill buf[offset, end) exactly. */

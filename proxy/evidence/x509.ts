@@ -370,6 +370,40 @@ function topLevel(der: Uint8Array, what: string, code: string): Tlv {
   return top;
 }
 
+// ---- the signed envelope shared by certificates and CRLs ----------------------------------------
+
+interface SignedEnvelope {
+  what: string;
+  tbsName: string;
+  tbsTlv: Tlv;
+  outerAlgTlv: Tlv;
+  sigTlv: Tlv;
+}
+
+/** SEQUENCE { tbs, signatureAlgorithm, signatureValue }, nothing more. */
+function signedEnvelope(der: Uint8Array, what: string, tbsName: string, code: string): SignedEnvelope {
+  const top = topLevel(der, what, code);
+  const seq = new DerSeq(der, top, what, code);
+  const tbsTlv = seq.next(Tag.SEQUENCE, tbsName);
+  const outerAlgTlv = seq.next(Tag.SEQUENCE, "signatureAlgorithm");
+  const sigTlv = seq.next(Tag.BIT_STRING, "signatureValue");
+  seq.finish();
+  return { what, tbsName, tbsTlv, outerAlgTlv, sigTlv };
+}
+
+/** The outer algorithm must equal the signed inner one; then the signature bytes. */
+function envelopeSignature(der: Uint8Array, env: SignedEnvelope, innerAlg: AlgorithmId, code: string): { outerAlg: AlgorithmId; signature: Uint8Array } {
+  const outerAlg = signatureAlgorithm(der, env.outerAlgTlv, `${env.what}.signatureAlgorithm`, code);
+  if (!sameAlgorithm(der, innerAlg, outerAlg)) {
+    throw new DerError(
+      "X509_SIGALG_MISMATCH",
+      `${env.what}.signatureAlgorithm ${outerAlg.oid} differs from ${env.tbsName}.signature ${innerAlg.oid}`,
+      env.outerAlgTlv.start,
+    );
+  }
+  return { outerAlg, signature: readBitStringBytes(der, env.sigTlv, `${env.what}.signatureValue`) };
+}
+
 // ---- certificates -----------------------------------------------------------------------------
 
 export function parseCertificate(der: Uint8Array): Certificate {
@@ -378,12 +412,8 @@ export function parseCertificate(der: Uint8Array): Certificate {
 
 function parseCertificateInner(der: Uint8Array): Certificate {
   const C = "X509_STRUCTURE";
-  const top = topLevel(der, "certificate", C);
-  const cert = new DerSeq(der, top, "certificate", C);
-  const tbsTlv = cert.next(Tag.SEQUENCE, "tbsCertificate");
-  const outerAlgTlv = cert.next(Tag.SEQUENCE, "signatureAlgorithm");
-  const sigTlv = cert.next(Tag.BIT_STRING, "signatureValue");
-  cert.finish();
+  const env = signedEnvelope(der, "certificate", "tbsCertificate", C);
+  const { tbsTlv } = env;
 
   const P = "certificate.tbsCertificate";
   const t = new DerSeq(der, tbsTlv, P, C);
@@ -426,15 +456,7 @@ function parseCertificateInner(der: Uint8Array): Certificate {
   }
   t.finish();
 
-  const outerAlg = signatureAlgorithm(der, outerAlgTlv, "certificate.signatureAlgorithm", C);
-  if (!sameAlgorithm(der, innerAlg, outerAlg)) {
-    throw new DerError(
-      "X509_SIGALG_MISMATCH",
-      `certificate.signatureAlgorithm ${outerAlg.oid} differs from tbsCertificate.signature ${innerAlg.oid}`,
-      outerAlgTlv.start,
-    );
-  }
-  const signature = readBitStringBytes(der, sigTlv, "certificate.signatureValue");
+  const { outerAlg, signature } = envelopeSignature(der, env, innerAlg, C);
 
   let basicConstraints: BasicConstraints | null = null;
   let keyUsage: KeyUsage | null = null;
@@ -525,12 +547,8 @@ export function parseCrl(der: Uint8Array): Crl {
 
 function parseCrlInner(der: Uint8Array): Crl {
   const C = "CRL_STRUCTURE";
-  const top = topLevel(der, "crl", C);
-  const list = new DerSeq(der, top, "crl", C);
-  const tbsTlv = list.next(Tag.SEQUENCE, "tbsCertList");
-  const outerAlgTlv = list.next(Tag.SEQUENCE, "signatureAlgorithm");
-  const sigTlv = list.next(Tag.BIT_STRING, "signatureValue");
-  list.finish();
+  const env = signedEnvelope(der, "crl", "tbsCertList", C);
+  const { tbsTlv } = env;
 
   const P = "crl.tbsCertList";
   const t = new DerSeq(der, tbsTlv, P, C);
@@ -584,11 +602,7 @@ function parseCrlInner(der: Uint8Array): Crl {
     throw new DerError(C, `${P}: extensions in a v1 CRL`, tbsTlv.start);
   }
 
-  const outerAlg = signatureAlgorithm(der, outerAlgTlv, "crl.signatureAlgorithm", C);
-  if (!sameAlgorithm(der, innerAlg, outerAlg)) {
-    throw new DerError("X509_SIGALG_MISMATCH", `crl.signatureAlgorithm ${outerAlg.oid} differs from tbsCertList.signature ${innerAlg.oid}`, outerAlgTlv.start);
-  }
-  const signature = readBitStringBytes(der, sigTlv, "crl.signatureValue");
+  const { outerAlg, signature } = envelopeSignature(der, env, innerAlg, C);
 
   let crlNumber: Uint8Array | null = null;
   let authorityKeyId: Uint8Array | null = null;

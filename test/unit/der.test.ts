@@ -23,24 +23,7 @@ import {
   readUnsigned,
 } from "../../proxy/evidence/der.js";
 import { DerError } from "../../proxy/evidence/errors.js";
-
-const h = (hex: string): Uint8Array => new Uint8Array(Buffer.from(hex.replace(/\s+/g, ""), "hex"));
-const hexOf = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-
-/** DER encoding of tag + content (test-side builder, independent of the reader). */
-function enc(tag: number, content: Uint8Array): Uint8Array {
-  const n = content.length;
-  const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : n < 0x10000 ? [0x82, n >> 8, n & 0xff] : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
-  return new Uint8Array([tag, ...len, ...content]);
-}
-
-function throwsDer(f: () => unknown, code: string): void {
-  assert.throws(f, (e: unknown) => {
-    assert.ok(e instanceof DerError, `expected DerError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    return true;
-  });
-}
+import { enc, h, hex, throwsDer } from "../support/der.js";
 
 function one(hex: string): { buf: Uint8Array; tlv: ReturnType<typeof readTlv> } {
   const buf = h(hex);
@@ -81,7 +64,7 @@ describe("readTlv", () => {
   it("reads at an offset, within an end", () => {
     const buf = h("ffff 0401aa ffff");
     const t = readTlv(buf, 2, 5);
-    assert.equal(hexOf(contentOf(buf, t)), "aa");
+    assert.equal(hex(contentOf(buf, t)), "aa");
   });
 
   it("refuses indefinite length", () => throwsDer(() => readTlv(h("3080 0500 0000"), 0), "DER_INDEFINITE"));
@@ -213,13 +196,13 @@ describe("OBJECT IDENTIFIER", () => {
 describe("INTEGER, ENUMERATED, BOOLEAN, NULL", () => {
   it("readUnsigned returns the magnitude, stripping the sign octet", () => {
     let x = one("0201 00");
-    assert.equal(hexOf(readUnsigned(x.buf, x.tlv)), "00");
+    assert.equal(hex(readUnsigned(x.buf, x.tlv)), "00");
     x = one("0201 7f");
-    assert.equal(hexOf(readUnsigned(x.buf, x.tlv)), "7f");
+    assert.equal(hex(readUnsigned(x.buf, x.tlv)), "7f");
     x = one("0202 0080");
-    assert.equal(hexOf(readUnsigned(x.buf, x.tlv)), "80");
+    assert.equal(hex(readUnsigned(x.buf, x.tlv)), "80");
     x = one("0215 00 81b77732b761e98eb9b963a4abd1e5b9bf5dd8d6");
-    assert.equal(hexOf(readUnsigned(x.buf, x.tlv)), "81b77732b761e98eb9b963a4abd1e5b9bf5dd8d6");
+    assert.equal(hex(readUnsigned(x.buf, x.tlv)), "81b77732b761e98eb9b963a4abd1e5b9bf5dd8d6");
   });
   it("refuses empty, negative and non-minimal INTEGERs", () => {
     for (const [hex, code] of [
@@ -273,9 +256,9 @@ describe("INTEGER, ENUMERATED, BOOLEAN, NULL", () => {
 describe("BIT STRING, OCTET STRING, strings", () => {
   it("BIT STRING with and without unused bits", () => {
     let x = one("0303 00 abcd");
-    assert.equal(hexOf(readBitStringBytes(x.buf, x.tlv)), "abcd");
+    assert.equal(hex(readBitStringBytes(x.buf, x.tlv)), "abcd");
     x = one("0302 01 06");
-    assert.deepEqual({ ...readBitString(x.buf, x.tlv), bytes: hexOf(readBitString(x.buf, x.tlv).bytes) }, { bytes: "06", unusedBits: 1 });
+    assert.deepEqual({ ...readBitString(x.buf, x.tlv), bytes: hex(readBitString(x.buf, x.tlv).bytes) }, { bytes: "06", unusedBits: 1 });
     throwsDer(() => readBitStringBytes(x.buf, x.tlv), "DER_BITSTRING");
     x = one("0302 01 07"); // unused bit set
     throwsDer(() => readBitString(x.buf, x.tlv), "DER_BITSTRING");
@@ -292,7 +275,7 @@ describe("BIT STRING, OCTET STRING, strings", () => {
     const x = one("0403 010203");
     const v = readOctetString(x.buf, x.tlv);
     assert.equal(v.buffer, x.buf.buffer);
-    assert.equal(hexOf(v), "010203");
+    assert.equal(hex(v), "010203");
     const c = one("2403 040100");
     throwsDer(() => readOctetString(c.buf, c.tlv), "DER_TAG");
   });

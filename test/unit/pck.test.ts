@@ -1,35 +1,16 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { children, readTlv } from "../../proxy/evidence/der.js";
 import { DerError } from "../../proxy/evidence/errors.js";
 import { SGX_EXTENSION_OID, parsePckExtension, parseSgxExtensionValue } from "../../proxy/evidence/pck.js";
 import { pemBlocks } from "../../proxy/evidence/pem.js";
 import { parseCertificate, type Certificate } from "../../proxy/evidence/x509.js";
+import { enc, h, hex, throwsDer } from "../support/der.js";
+import { VECTORS } from "../support/vectors.js";
 
-/** Compiled to dist/test/unit/: five levels up is the directory holding main/ and shared/. */
-const VECTORS = process.env.ATTESTABLE_MCP_VECTORS ?? resolve(fileURLToPath(import.meta.url), "../../../../../shared/vectors");
 const bytes = (p: string): Uint8Array => new Uint8Array(readFileSync(join(VECTORS, p)));
-const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-const h = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ""), "hex"));
-
-function enc(tag: number, ...parts: Uint8Array[]): Uint8Array {
-  const content = Buffer.concat(parts);
-  const n = content.length;
-  const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
-  return new Uint8Array([tag, ...len, ...content]);
-}
-
-function throwsDer(f: () => unknown, code: string, message?: RegExp): void {
-  assert.throws(f, (e: unknown) => {
-    assert.ok(e instanceof DerError, `expected DerError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (message) assert.match(e.message, message);
-    return true;
-  });
-}
 
 /** The PCK leaf of a quote's type-5 certification data, found straight in the quote bytes. */
 function pckLeaf(quotePath: string): Certificate {
