@@ -10,7 +10,7 @@
 import { equalBytes } from "./bytes.js";
 import type { TrustAnchor } from "./roots.js";
 import { verifySignedBy } from "./signatures.js";
-import type { Certificate } from "./x509.js";
+import { OID, type Certificate } from "./x509.js";
 
 const MAX_PATH = 6;
 
@@ -24,6 +24,14 @@ export type PathResult = { ok: true; value: ValidPath } | { ok: false; reason: s
 
 function isSelfIssued(c: Certificate): boolean {
   return equalBytes(c.issuer, c.subject);
+}
+
+/** Critical extensions this verifier understands; any other critical one makes a certificate unusable (RFC 5280 §4.2). */
+const KNOWN_CRITICAL = new Set<string>([OID.basicConstraints, OID.keyUsage, OID.subjectKeyId, OID.authorityKeyId]);
+
+function unknownCritical(c: Certificate): string | null {
+  const ext = c.extensions.find((e) => e.critical && !KNOWN_CRITICAL.has(e.oid));
+  return ext ? `${c.subjectText} has an unknown critical extension ${ext.oid}` : null;
 }
 
 function within(c: Certificate, at: Date): string | null {
@@ -63,7 +71,7 @@ export function validatePath(leaf: Certificate, pool: readonly Certificate[], an
   const path: Certificate[] = [leaf];
   for (;;) {
     const cur = path[path.length - 1]!;
-    const bad = within(cur, at);
+    const bad = within(cur, at) ?? unknownCritical(cur);
     if (bad) return { ok: false, reason: bad };
 
     // Does an anchor's key sign this certificate (or is this certificate the anchor itself)?
@@ -102,6 +110,7 @@ export function validatePath(leaf: Certificate, pool: readonly Certificate[], an
       };
     }
     if (!issuer.basicConstraints?.ca) return { ok: false, reason: `${issuer.subjectText} issues certificates but is not a CA` };
+    if (issuer.keyUsage && !issuer.keyUsage.keyCertSign) return { ok: false, reason: `${issuer.subjectText} key usage does not allow certificate signing` };
     if (issuer.basicConstraints.pathLen !== undefined && issuer.basicConstraints.pathLen < path.length - 1) {
       return { ok: false, reason: `${issuer.subjectText} path length constraint ${issuer.basicConstraints.pathLen} exceeded` };
     }

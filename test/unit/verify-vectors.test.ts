@@ -144,3 +144,27 @@ describe("verifyQuote on the TDX vectors", () => {
     });
   }
 });
+
+describe("path rules", () => {
+  it("an unknown critical extension on a chain certificate refuses the path; known ones pass", async () => {
+    const { validatePath, findLeaf } = await import("../../proxy/evidence/chain.js");
+    const { intelRoot } = await import("../../proxy/evidence/roots.js");
+    const certs = pckCertificates(parseQuote(vector("sgx/phala/quote.bin")));
+    assert.ok(certs.ok);
+    const at = chainTime("sgx/phala/quote.bin");
+    const leaf = findLeaf(certs.value);
+    assert.ok(typeof leaf !== "string");
+    assert.equal(validatePath(leaf, certs.value, [intelRoot()], at).ok, true);
+    // Same certificate object with one extension marked critical (signature caches are keyed on
+    // the bytes, which this does not change: the rule under test is the extension check).
+    const ext = leaf.extensions.find((e) => e.oid === "1.2.840.113741.1.13.1")!;
+    ext.critical = true;
+    try {
+      const r = validatePath(leaf, certs.value, [intelRoot()], at);
+      assert.equal(r.ok, false);
+      assert.match((r as { reason: string }).reason, /unknown critical extension 1\.2\.840\.113741\.1\.13\.1/);
+    } finally {
+      ext.critical = false;
+    }
+  });
+});
