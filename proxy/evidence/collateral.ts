@@ -112,6 +112,15 @@ function obj(v: unknown, where: string): Obj {
   if (v === null || typeof v !== "object" || Array.isArray(v)) bad(where, "expected an object");
   return v as Obj;
 }
+function jsonObject(text: string, where: string): Obj {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new CollateralError("COLLATERAL_JSON", `${where}: not valid JSON (${(e as Error).message})`);
+  }
+  return obj(j, where);
+}
 function int(o: Obj, k: string, where: string, max = 0xffffffff): number {
   const v = o[k];
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) bad(`${where}.${k}`, `expected an integer 0..${max}, got ${JSON.stringify(v)}`);
@@ -155,13 +164,7 @@ function svnArray(v: unknown, where: string): number[] {
 
 export function parseTcbInfo(text: string): TcbInfo {
   const w = "tcbInfo";
-  let j: unknown;
-  try {
-    j = JSON.parse(text);
-  } catch (e) {
-    throw new CollateralError("COLLATERAL_JSON", `${w}: not valid JSON (${(e as Error).message})`);
-  }
-  const o = obj(j, w);
+  const o = jsonObject(text, w);
   const version = int(o, "version", w);
   if (version !== 2 && version !== 3) bad(`${w}.version`, `TCB info version ${version} is not supported (2, 3 are)`);
   const id = version === 2 ? "SGX" : str(o, "id", w);
@@ -205,13 +208,7 @@ export function parseTcbInfo(text: string): TcbInfo {
 
 export function parseQeIdentity(text: string): QeIdentity {
   const w = "enclaveIdentity";
-  let j: unknown;
-  try {
-    j = JSON.parse(text);
-  } catch (e) {
-    throw new CollateralError("COLLATERAL_JSON", `${w}: not valid JSON (${(e as Error).message})`);
-  }
-  const o = obj(j, w);
+  const o = jsonObject(text, w);
   const version = int(o, "version", w);
   if (version !== 2) bad(`${w}.version`, `QE identity version ${version} is not supported (2 is)`);
   const id = str(o, "id", w);

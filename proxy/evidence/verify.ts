@@ -5,7 +5,7 @@
  */
 import { toHex } from "./bytes.js";
 import type { ValidPath } from "./chain.js";
-import { checkCollateral, prepareCollateral, type Collateral } from "./collateral.js";
+import { checkCollateral, type Collateral } from "./collateral.js";
 import { loadCollateral } from "./collateral-files.js";
 import { checkPckChain, checkPckRevocation, checkQeBinding, checkQeSignature, checkQuoteSignature, pckCertificates } from "./dcap.js";
 import { CollateralError, EvidenceError, InputError } from "./errors.js";
@@ -203,4 +203,3 @@ export async function verifyQuote(input: Uint8Array, opts: VerifyOptions = {}): 
   return verdict(c, at, fields, platform, tcb, dev);
 }
 
-export { prepareCollateral };
