@@ -36,6 +36,16 @@ export interface TcbLevel {
   advisoryIds: string[];
 }
 
+/** TDX module identity: the expected signer and attributes of the SEAM module, with its own levels (by ISVSVN). */
+export interface TdxModuleIdentity {
+  /** "TDX_01"…; absent for the tcbInfo-level `tdxModule` (module version 0). */
+  id: string | null;
+  mrsigner: Uint8Array;
+  attributes: Uint8Array;
+  attributesMask: Uint8Array;
+  levels: QeTcbLevel[];
+}
+
 export interface TcbInfo {
   id: "SGX" | "TDX";
   version: 2 | 3;
@@ -47,6 +57,9 @@ export interface TcbInfo {
   tcbType: number;
   tcbEvaluationDataNumber: number;
   levels: TcbLevel[];
+  /** TDX only. */
+  tdxModule?: TdxModuleIdentity;
+  tdxModuleIdentities?: TdxModuleIdentity[];
 }
 
 export interface QeTcbLevel {
@@ -162,6 +175,32 @@ function svnArray(v: unknown, where: string): number[] {
 
 // ---- TCB info and QE identity --------------------------------------------------------------
 
+/** Levels keyed by one ISVSVN, as in the QE identity and the TDX module identities. */
+function isvSvnLevels(v: unknown, where: string): QeTcbLevel[] {
+  if (!Array.isArray(v) || v.length === 0) bad(`${where}.tcbLevels`, "expected a non-empty array");
+  return v.map((lv, i): QeTcbLevel => {
+    const lw = `${where}.tcbLevels[${i}]`;
+    const l = obj(lv, lw);
+    return {
+      isvSvn: int(obj(l.tcb, `${lw}.tcb`), "isvsvn", `${lw}.tcb`, 0xffff),
+      tcbDate: date(l, "tcbDate", lw).toISOString(),
+      status: status(l, lw),
+      advisoryIds: advisories(l, lw),
+    };
+  });
+}
+
+function tdxModule(v: unknown, where: string, withLevels: boolean): TdxModuleIdentity {
+  const o = obj(v, where);
+  return {
+    id: withLevels ? str(o, "id", where) : null,
+    mrsigner: hexField(o, "mrsigner", where, 48),
+    attributes: hexField(o, "attributes", where, 8),
+    attributesMask: hexField(o, "attributesMask", where, 8),
+    levels: withLevels ? isvSvnLevels(o.tcbLevels, where) : [],
+  };
+}
+
 export function parseTcbInfo(text: string): TcbInfo {
   const w = "tcbInfo";
   const o = jsonObject(text, w);
@@ -193,7 +232,7 @@ export function parseTcbInfo(text: string): TcbInfo {
     if (tdxComponents) level.tdxComponents = tdxComponents;
     return level;
   });
-  return {
+  const info: TcbInfo = {
     id,
     version,
     issueDate: date(o, "issueDate", w),
@@ -204,6 +243,15 @@ export function parseTcbInfo(text: string): TcbInfo {
     tcbEvaluationDataNumber: int(o, "tcbEvaluationDataNumber", w),
     levels,
   };
+  if (id === "TDX") {
+    info.tdxModule = tdxModule(o.tdxModule, `${w}.tdxModule`, false);
+    if (o.tdxModuleIdentities !== undefined) {
+      const ids = o.tdxModuleIdentities;
+      if (!Array.isArray(ids)) bad(`${w}.tdxModuleIdentities`, "expected an array");
+      info.tdxModuleIdentities = ids.map((m, i) => tdxModule(m, `${w}.tdxModuleIdentities[${i}]`, true));
+    }
+  }
+  return info;
 }
 
 export function parseQeIdentity(text: string): QeIdentity {
@@ -214,7 +262,6 @@ export function parseQeIdentity(text: string): QeIdentity {
   const id = str(o, "id", w);
   if (id !== "QE" && id !== "QVE" && id !== "TD_QE") bad(`${w}.id`, `unknown enclave identity id "${id}"`);
   const levelsRaw = o.tcbLevels;
-  if (!Array.isArray(levelsRaw) || levelsRaw.length === 0) bad(`${w}.tcbLevels`, "expected a non-empty array");
   const u32le = (b: Uint8Array) => (b[0]! | (b[1]! << 8) | (b[2]! << 16)) + b[3]! * 0x1000000;
   return {
     id,
@@ -228,16 +275,7 @@ export function parseQeIdentity(text: string): QeIdentity {
     attributesMask: hexField(o, "attributesMask", w, 16),
     mrsigner: hexField(o, "mrsigner", w, 32),
     isvProdId: int(o, "isvprodid", w, 0xffff),
-    levels: levelsRaw.map((lv, i): QeTcbLevel => {
-      const lw = `${w}.tcbLevels[${i}]`;
-      const l = obj(lv, lw);
-      return {
-        isvSvn: int(obj(l.tcb, `${lw}.tcb`), "isvsvn", `${lw}.tcb`, 0xffff),
-        tcbDate: date(l, "tcbDate", lw).toISOString(),
-        status: status(l, lw),
-        advisoryIds: advisories(l, lw),
-      };
-    }),
+    levels: isvSvnLevels(levelsRaw, w),
   };
 }
 

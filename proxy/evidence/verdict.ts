@@ -96,13 +96,15 @@ export type TcbStatus =
   | "Revoked";
 
 export interface TcbFields {
-  /** Platform status converged with the QE's, as Intel's QVL does. */
+  /** Platform status converged with the TDX module's and the QE's, as Intel's QVL does. */
   status: TcbStatus;
-  /** Union of the platform level's and the QE level's advisory IDs, platform first. */
+  /** Union of the platform level's, the TDX module level's and the QE level's advisory IDs, platform first. */
   advisoryIds: string[];
   platformStatus: TcbStatus;
   /** null when the QE report does not match the QE identity (then qe.identity has failed). */
   qeStatus: TcbStatus | null;
+  /** TDX with a module version above 0: the module identity level's status; otherwise null. */
+  tdxModuleStatus: TcbStatus | null;
   tcbDate: string;
   tcbEvaluationDataNumber: number;
   /** Some piece of collateral is past its nextUpdate (or before its issue date) at the verification time. */

@@ -5,15 +5,15 @@
  */
 import { toHex } from "./bytes.js";
 import type { ValidPath } from "./chain.js";
-import { checkCollateral, type Collateral } from "./collateral.js";
+import { checkCollateral, type Collateral, type QeTcbLevel } from "./collateral.js";
 import { loadCollateral } from "./collateral-files.js";
 import { checkPckChain, checkPckRevocation, checkQeBinding, checkQeSignature, checkQuoteSignature, pckCertificates } from "./dcap.js";
 import { CollateralError, EvidenceError, InputError } from "./errors.js";
 import { parsePckExtension, type PckExtension } from "./pck.js";
 import { isDebug, isTdDebug, parseQuote, type Quote } from "./quote.js";
 import { intelRoot, trustAnchors } from "./roots.js";
-import { convergeTcbStatus, matchPlatformLevel, matchQeIdentity, mergeAdvisories } from "./tcb.js";
-import { CheckList, type PlatformFields, type QuoteFields, type TcbFields, type Verdict } from "./verdict.js";
+import { convergeTcbStatus, matchPlatformLevel, matchQeIdentity, matchTdxModule, mergeAdvisories, type Outcome } from "./tcb.js";
+import { CheckList, type PlatformFields, type QuoteFields, type TcbFields, type TcbStatus, type Verdict } from "./verdict.js";
 
 export interface VerifyOptions {
   /** A PCS-layout directory, a dcap-qvl JSON file, a dcap-qvl object, or a prepared Collateral. */
@@ -109,6 +109,45 @@ async function resolveCollateral(source: string | object, c: CheckList): Promise
   }
 }
 
+type TcbEvaluation = Omit<TcbFields, "collateralExpired" | "collateralNextUpdate">;
+
+/** Platform level (and for TDX the module), converged with the QE's status as Intel's QVL does. */
+function evaluateTcb(quote: Quote, pck: PckExtension, col: Collateral, qe: QeTcbLevel | null): Outcome<TcbEvaluation> {
+  const info = col.tcbInfo.parsed;
+  const td = quote.teeType === "TDX" ? quote.body : null;
+  const match = matchPlatformLevel(info, pck, td?.teeTcbSvn);
+  if (!match.ok) return match;
+  const level = match.value.tdx ?? match.value.sgx;
+  let status = level.status;
+  let advisoryIds = level.advisoryIds;
+  let tdxModuleStatus: TcbStatus | null = null;
+  if (td) {
+    const module = matchTdxModule(info, quote.header.version, td);
+    if (!module.ok) return module;
+    if (module.value) {
+      tdxModuleStatus = module.value.status;
+      status = convergeTcbStatus(status, module.value.status);
+      advisoryIds = mergeAdvisories(advisoryIds, module.value.advisoryIds);
+    }
+  }
+  if (qe) {
+    status = convergeTcbStatus(status, qe.status);
+    advisoryIds = mergeAdvisories(advisoryIds, qe.advisoryIds);
+  }
+  return {
+    ok: true,
+    value: {
+      status,
+      advisoryIds,
+      platformStatus: level.status,
+      qeStatus: qe?.status ?? null,
+      tdxModuleStatus,
+      tcbDate: level.tcbDate,
+      tcbEvaluationDataNumber: info.tcbEvaluationDataNumber,
+    },
+  };
+}
+
 export async function verifyQuote(input: Uint8Array, opts: VerifyOptions = {}): Promise<Verdict> {
   const at = opts.at ?? new Date();
   if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new InputError("VERIFY_TIME_INVALID", "`at` must be a valid Date");
@@ -175,30 +214,14 @@ export async function verifyQuote(input: Uint8Array, opts: VerifyOptions = {}): 
   c.record("qe.identity", qe.ok, qe.ok ? `QE ISVSVN ${quote.signatureData.qeReport.isvSvn}: ${qe.value.status}` : qe.reason);
 
   let tcb: TcbFields | null = null;
-  if (quote.teeType === "TDX") {
-    c.fail("tcb.status", "TDX TCB evaluation is not supported yet (TDX quotes parse and their signatures are checked)");
-  } else if (!pck) {
-    c.fail("tcb.status", "not evaluated: no trusted PCK certificate");
+  const tcbResult = pck ? evaluateTcb(quote, pck, col, qe.ok ? qe.value : null) : ({ ok: false, reason: "not evaluated: no trusted PCK certificate" } as const);
+  if (!tcbResult.ok) {
+    c.fail("tcb.status", tcbResult.reason);
   } else {
-    const level = matchPlatformLevel(col.tcbInfo.parsed, pck);
-    if (!level.ok) {
-      c.fail("tcb.status", level.reason);
-    } else {
-      const qeLevel = qe.ok ? qe.value : null;
-      const status = qeLevel ? convergeTcbStatus(level.value.status, qeLevel.status) : level.value.status;
-      tcb = {
-        status,
-        advisoryIds: mergeAdvisories(level.value.advisoryIds, qeLevel?.advisoryIds ?? []),
-        platformStatus: level.value.status,
-        qeStatus: qeLevel?.status ?? null,
-        tcbDate: level.value.tcbDate,
-        tcbEvaluationDataNumber: col.tcbInfo.parsed.tcbEvaluationDataNumber,
-        collateralExpired: !cc.fresh.ok,
-        collateralNextUpdate: cc.fresh.nextUpdate.toISOString(),
-      };
-      // Revoked is never acceptable; every other status is reported and left to policy.
-      c.record("tcb.status", status !== "Revoked", status === "Revoked" ? "platform TCB is Revoked" : `${status}${tcb.advisoryIds.length ? ` (${tcb.advisoryIds.join(", ")})` : ""}`);
-    }
+    tcb = { ...tcbResult.value, collateralExpired: !cc.fresh.ok, collateralNextUpdate: cc.fresh.nextUpdate.toISOString() };
+    // Revoked is never acceptable; every other status is reported and left to policy.
+    const { status, advisoryIds } = tcb;
+    c.record("tcb.status", status !== "Revoked", status === "Revoked" ? "TCB is Revoked" : `${status}${advisoryIds.length ? ` (${advisoryIds.join(", ")})` : ""}`);
   }
   return verdict(c, at, fields, platform, tcb, dev);
 }

@@ -4,9 +4,10 @@ import { describe, it } from "node:test";
 import { parseQeIdentity, parseTcbInfo, TCB_STATUSES } from "../../proxy/evidence/collateral.js";
 import { CollateralError } from "../../proxy/evidence/errors.js";
 import type { PckExtension } from "../../proxy/evidence/pck.js";
-import { parseSgxReportBody } from "../../proxy/evidence/quote.js";
-import { convergeTcbStatus, matchPlatformLevel, matchQeIdentity, mergeAdvisories } from "../../proxy/evidence/tcb.js";
+import { parseQuote, parseSgxReportBody, type TdReportBody } from "../../proxy/evidence/quote.js";
+import { convergeTcbStatus, matchPlatformLevel, matchQeIdentity, matchTdxModule, mergeAdvisories } from "../../proxy/evidence/tcb.js";
 import type { TcbStatus } from "../../proxy/evidence/verdict.js";
+import { vector } from "../support/vectors.js";
 
 const comps = (n: number) => Array.from({ length: 16 }, () => n);
 
@@ -73,7 +74,7 @@ describe("platform TCB level", () => {
       assert.equal(info.version, name === "v3" ? 3 : 2);
       const at = (svn: number, pce: number) => {
         const r = matchPlatformLevel(info, pck(svn, pce));
-        return r.ok ? r.value.status : r.reason;
+        return r.ok ? r.value.sgx.status : r.reason;
       };
       assert.equal(at(10, 13), "UpToDate");
       assert.equal(at(11, 20), "UpToDate");
@@ -91,8 +92,9 @@ describe("platform TCB level", () => {
     p.tcbComponents[7] = 9;
     const r = matchPlatformLevel(info, p);
     assert.ok(r.ok);
-    assert.equal(r.value.status, "SWHardeningNeeded");
-    assert.deepEqual(r.value.advisoryIds, ["INTEL-SA-00615"]);
+    assert.equal(r.value.sgx.status, "SWHardeningNeeded");
+    assert.equal(r.value.tdx, null);
+    assert.deepEqual(r.value.sgx.advisoryIds, ["INTEL-SA-00615"]);
   });
 
   it("FMSPC and PCE-ID must match", () => {
@@ -185,12 +187,98 @@ describe("status convergence as Intel's QVL", () => {
     Revoked: "Revoked",
   };
   for (const platform of TCB_STATUSES) {
-    it(`platform ${platform}: QE UpToDate keeps it, QE OutOfDate gives ${expectWithQeOutOfDate[platform]}`, () => {
+    it(`platform ${platform}: QE / module UpToDate keeps it, OutOfDate gives ${expectWithQeOutOfDate[platform]}, Revoked revokes`, () => {
       assert.equal(convergeTcbStatus(platform, "UpToDate"), platform);
       assert.equal(convergeTcbStatus(platform, "OutOfDate"), expectWithQeOutOfDate[platform]);
+      assert.equal(convergeTcbStatus(platform, "Revoked"), "Revoked");
     });
   }
   it("advisories: union, platform first, no duplicates", () => {
     assert.deepEqual(mergeAdvisories(["INTEL-SA-00289", "INTEL-SA-00615"], ["INTEL-SA-00615", "INTEL-SA-00999"]), ["INTEL-SA-00289", "INTEL-SA-00615", "INTEL-SA-00999"]);
+  });
+});
+
+describe("TDX platform level and module", () => {
+  const zeros = (n: number) => "00".repeat(n);
+  const info = (tdxModuleIdentities?: object[]) =>
+    parseTcbInfo(
+      JSON.stringify({
+        id: "TDX",
+        version: 3,
+        issueDate: "2025-01-01T00:00:00Z",
+        nextUpdate: "2025-02-01T00:00:00Z",
+        fmspc: "00a067110000",
+        pceId: "0000",
+        tcbType: 0,
+        tcbEvaluationDataNumber: 17,
+        tdxModule: { mrsigner: zeros(48), attributes: zeros(8), attributesMask: "FF".repeat(8) },
+        ...(tdxModuleIdentities ? { tdxModuleIdentities } : {}),
+        tcbLevels: [
+          { svn: 5, status: "UpToDate" },
+          { svn: 3, status: "OutOfDate", adv: ["INTEL-SA-01000"] },
+        ].map((l) => ({
+          tcb: { sgxtcbcomponents: comps(2).map((svn) => ({ svn })), pcesvn: 13, tdxtcbcomponents: comps(l.svn).map((svn, i) => ({ svn: i === 0 ? 9 : i === 1 ? 0 : svn })) },
+          tcbDate: "2024-01-01T00:00:00Z",
+          tcbStatus: l.status,
+          ...(l.adv ? { advisoryIDs: l.adv } : {}),
+        })),
+      }),
+    );
+  const tee = (bytes: number[]) => Uint8Array.from([...bytes, ...new Array(16 - bytes.length).fill(bytes[bytes.length - 1])]);
+  const td = (teeTcbSvn: Uint8Array, mrSignerSeam = new Uint8Array(48), seamAttributes = new Uint8Array(8)) =>
+    ({ teeTcbSvn, mrSignerSeam, seamAttributes }) as unknown as TdReportBody;
+
+  it("with a module version above 0, TEE_TCB_SVN bytes 0–1 are skipped (the module identity judges them)", () => {
+    const r = matchPlatformLevel(info(), pck(2, 13), tee([1, 1, 5]));
+    assert.ok(r.ok);
+    assert.equal(r.value.tdx?.status, "UpToDate");
+  });
+  it("with module version 0 every byte counts: the level the bytes reach", () => {
+    const r = matchPlatformLevel(info(), pck(2, 13), tee([9, 0, 4]));
+    assert.ok(r.ok);
+    assert.equal(r.value.tdx?.status, "OutOfDate");
+    assert.equal(r.value.sgx.status, "UpToDate"); // the SGX-only match is the first level
+    assert.match((matchPlatformLevel(info(), pck(2, 13), tee([1, 0, 9])) as { reason: string }).reason, /TEE_TCB_SVN/);
+  });
+  it("SGX TCB info for a TDX quote is refused", () => {
+    const sgxInfo = parseTcbInfo(tcbInfoV3([{ svn: 1, pcesvn: 1, status: "UpToDate" }]));
+    assert.equal(matchPlatformLevel(sgxInfo, pck(2, 13), tee([1, 1, 5])).ok, false);
+  });
+
+  const identity = (id: string, mrsigner = zeros(48)) => ({
+    id,
+    mrsigner,
+    attributes: zeros(8),
+    attributesMask: "FF".repeat(8),
+    tcbLevels: [
+      { tcb: { isvsvn: 3 }, tcbDate: "2024-03-13T00:00:00Z", tcbStatus: "UpToDate" },
+      { tcb: { isvsvn: 1 }, tcbDate: "2023-01-01T00:00:00Z", tcbStatus: "OutOfDate", advisoryIDs: ["INTEL-SA-00960"] },
+    ],
+  });
+  const moduleStatus = (teeTcbSvn: number[], ids = [identity("TDX_01"), identity("TDX_03")], quoteVersion = 4, body?: TdReportBody) => {
+    const r = matchTdxModule(info(ids), quoteVersion, body ?? td(tee(teeTcbSvn)));
+    return r.ok ? (r.value?.status ?? "no module status") : r.reason;
+  };
+  it("module identity TDX_<version> levels by TEE_TCB_SVN[0]", () => {
+    assert.equal(moduleStatus([3, 1, 0]), "UpToDate");
+    assert.equal(moduleStatus([2, 3, 0]), "OutOfDate");
+    assert.match(moduleStatus([0, 1, 0]), /ISVSVN 0 is below every level of TDX_01/);
+    assert.match(moduleStatus([3, 2, 0]), /no TDX module identity TDX_02/);
+    assert.equal(moduleStatus([3, 0, 0]), "no module status");
+  });
+  it("MRSIGNERSEAM must equal and SEAMATTRIBUTES be zero", () => {
+    const signer = new Uint8Array(48);
+    signer[0] = 1;
+    assert.match(moduleStatus([3, 1], undefined, 4, td(tee([3, 1]), signer)), /MRSIGNERSEAM/);
+    const attrs = new Uint8Array(8);
+    attrs[7] = 0x80;
+    assert.match(moduleStatus([3, 1], undefined, 4, td(tee([3, 1]), undefined, attrs)), /SEAMATTRIBUTES/);
+  });
+  it("the real TDX quotes' module fields: phala v4 uses TDX_01, gcp-spr module version 0", () => {
+    const v4 = parseQuote(vector("tdx/phala-v4/quote.bin"));
+    const gcp = parseQuote(vector("tdx/gcp-spr/quote-with-trailing-bytes.dat"));
+    assert.ok(v4.teeType === "TDX" && gcp.teeType === "TDX");
+    assert.equal(v4.body.teeTcbSvn[1], 1);
+    assert.equal(gcp.body.teeTcbSvn[1], 0);
   });
 });
