@@ -8,9 +8,10 @@ const USAGE = `Usage: attestable-mcp <command> [options]
 
 Commands:
   inspect FILE [--collateral PATH] [--at TIME] [--trust-root PEM]... [--json]
-      Decode a DCAP quote (binary, hex or base64) and verify it offline: signatures, QE
-      binding, PCK chain to the Intel SGX Root CA (pinned by key), and with --collateral
-      (a PCS-layout directory or a dcap-qvl JSON file) CRLs, TCB status and QE identity.
+      Decode a DCAP quote (binary, hex or base64) or an RA-TLS certificate (PEM or DER) and
+      verify it offline: key binding (certificates), signatures, QE binding, PCK chain to the
+      Intel SGX Root CA (pinned by key), and with --collateral (a PCS-layout directory or a
+      dcap-qvl JSON file) CRLs, TCB status and QE identity.
       TIME is ISO 8601 or Unix seconds (default: now). --trust-root adds a root (the dev root).
       Exit 0 when the evidence verifies, 1 when it does not, 2 on usage or unreadable input.
   serve [--config FILE]           the RA-TLS reverse proxy (not built yet)

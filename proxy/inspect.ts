@@ -3,6 +3,8 @@
  */
 import { readFile } from "node:fs/promises";
 import { InputError } from "./evidence/errors.js";
+import { pemBlocks } from "./evidence/pem.js";
+import { verifyRaTlsCertificate, type RaTlsVerdict } from "./evidence/ratls-verify.js";
 import type { Verdict } from "./evidence/verdict.js";
 import { verifyQuote } from "./evidence/verify.js";
 
@@ -36,20 +38,45 @@ export interface InspectArgs {
   trustRoots: string[];
 }
 
-export async function inspect(args: InspectArgs): Promise<Verdict> {
-  const quote = decodeQuoteFile(new Uint8Array(await readInput(args.file, "quote file")));
+/**
+ * A certificate (PEM, or DER: a SEQUENCE with a long-form length) rather than a quote (whose
+ * first bytes are a little-endian version 3, 4 or 5).
+ */
+export function certificateIn(buf: Uint8Array): Uint8Array | null {
+  const head = Buffer.from(buf.subarray(0, 64)).toString("latin1");
+  if (head.includes("-----BEGIN")) {
+    const blocks = pemBlocks(buf);
+    if (blocks.length === 0) throw new InputError("INPUT_UNREADABLE", "PEM input holds no CERTIFICATE block");
+    return blocks[0]!;
+  }
+  return buf[0] === 0x30 && (buf[1] === 0x82 || buf[1] === 0x83) ? buf : null;
+}
+
+export async function inspect(args: InspectArgs): Promise<Verdict | RaTlsVerdict> {
+  const input = new Uint8Array(await readInput(args.file, "input file"));
   const trustRoots = await Promise.all(args.trustRoots.map(async (p) => (await readInput(p, "trust root")).toString("latin1")));
   const opts: Parameters<typeof verifyQuote>[1] = { trustRoots };
   if (args.collateral !== undefined) opts.collateral = args.collateral;
   if (args.at !== undefined) opts.at = parseTime(args.at);
-  return verifyQuote(quote, opts);
+  const cert = certificateIn(input);
+  return cert ? verifyRaTlsCertificate(cert, opts) : verifyQuote(decodeQuoteFile(input), opts);
 }
 
-export function renderVerdict(v: Verdict, file: string): string {
+export function renderVerdict(v: Verdict | RaTlsVerdict, file: string): string {
   const out: string[] = [];
-  const row = (k: string, val: unknown) => out.push(`  ${k.padEnd(16)} ${Array.isArray(val) ? val.join(", ") || "(none)" : String(val)}`);
+  const row = (k: string, val: unknown) =>
+    out.push(`  ${k.padEnd(16)} ${Array.isArray(val) ? val.map((x) => (typeof x === "object" ? JSON.stringify(x) : x)).join(", ") || "(none)" : typeof val === "object" && val !== null ? JSON.stringify(val) : String(val)}`);
+  if ("certificate" in v && v.certificate) {
+    out.push(`Certificate ${file}: ${v.certificate.subject}, ${v.certificate.key}`);
+    row("valid", `${v.certificate.notBefore} – ${v.certificate.notAfter}`);
+    for (const e of v.certificate.extensions) row("extension", `${e.oid}${e.critical ? " (critical)" : ""}: ${e.kind}`);
+    if (v.binding) {
+      row("spkiSha256", v.binding.spkiSha256);
+      for (const [k, val] of Object.entries(v.binding.claims)) row(`claim ${k}`, val);
+    }
+  }
   if (v.quote) {
-    out.push(`Quote ${file}: ${v.quote.teeType} quote v${v.quote.version}, certification data type ${v.quote.certDataType}`);
+    out.push(`Quote${"certificate" in v ? " (from the certificate)" : ` ${file}`}: ${v.quote.teeType} quote v${v.quote.version}, certification data type ${v.quote.certDataType}`);
     for (const [k, val] of Object.entries(v.quote)) {
       if (k === "teeType" || k === "version" || k === "certDataType") continue;
       row(k, typeof val === "boolean" ? (val ? "yes" : "no") : val);

@@ -24,3 +24,9 @@ export class CollateralError extends EvidenceError {}
 
 /** Caller-side misuse: bad option value, unreadable input file. */
 export class InputError extends EvidenceError {}
+
+/** CBOR bytes are malformed or use something evidence never needs. */
+export class CborError extends EvidenceError {}
+
+/** An RA-TLS certificate's evidence extensions are missing or malformed. */
+export class RaTlsError extends EvidenceError {}

@@ -17,6 +17,16 @@ export type CheckName =
   | "collateral.fresh"
   | "tcb.status"
   | "qe.identity"
+  | "cert.format"
+  | "cert.signature"
+  | "cert.validity"
+  | "binding.pubkey-hash"
+  | "binding.report-data"
+  | "binding.legacy-report-data"
+  | "binding.sdk-report-data"
+  | "binding.measurements"
+  | "quote.legacy"
+  | "quote.sdk"
   | `policy.${string}`;
 
 export interface Check {
