@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import type { RaTlsVerdict } from "../../proxy/evidence/ratls-verify.js";
 import type { Verdict } from "../../proxy/evidence/verdict.js";
 import { REPO, vectorPath } from "../support/vectors.js";
 
@@ -74,7 +75,7 @@ describe("inspect", () => {
     assert.equal(run("inspect", "a", "b").code, 2);
     const missing = run("inspect", "/no/such/quote");
     assert.equal(missing.code, 2);
-    assert.match(missing.stderr, /quote file \/no\/such\/quote: ENOENT/);
+    assert.match(missing.stderr, /input file \/no\/such\/quote: ENOENT/);
     const badTime = run("inspect", vectorPath("sgx/phala/quote.bin"), "--at", "yesterday");
     assert.equal(badTime.code, 2);
     assert.match(badTime.stderr, /--at: "yesterday"/);
@@ -83,6 +84,24 @@ describe("inspect", () => {
     assert.match(badRoot.stderr, /TRUST_ROOT_INVALID/);
     assert.equal(run("inspect", vectorPath("sgx/phala/quote.bin"), "--bogus").code, 2);
     assert.equal(run("frobnicate").code, 2);
+  });
+
+  it("an RA-TLS certificate, PEM or DER: binding and evidence verdict, extensions listed", () => {
+    const pem = vectorPath("ratls/gramine-cert.pem");
+    const r = run("inspect", pem, "--at", "2023-06-01T00:00:00Z", "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const v = JSON.parse(r.stdout) as RaTlsVerdict;
+    assert.equal(v.binding?.ok, true);
+    assert.equal(v.quote?.teeType === "SGX" && v.quote.mrenclave, "0866e7ca11b9f4efe4bf39b2607f4e1299f111920d96d95719080f01b62b7585");
+    assert.ok(v.certificate?.extensions.some((e) => e.kind === "gramine-legacy-quote"));
+    const dir = mkdtempSync(join(tmpdir(), "amcp-inspect-"));
+    const der = Buffer.from(readFileSync(pem, "latin1").replace(/-----[^-]+-----|\s+/g, ""), "base64");
+    writeFileSync(join(dir, "cert.der"), der);
+    const d = run("inspect", join(dir, "cert.der"), "--at", "2023-06-01T00:00:00Z", "--json");
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(JSON.parse(d.stdout), v);
+    const human = run("inspect", pem, "--at", "2023-06-01T00:00:00Z");
+    for (const s of ["Certificate", "spkiSha256", "claim pubkey-hash", "binding.pubkey-hash", "gramine-legacy-quote", "Verdict: the evidence verifies"]) assert.ok(human.stdout.includes(s), s);
   });
 
   it("garbage input is a verdict (exit 1 at quote.format), not a crash", () => {
