@@ -1,0 +1,24 @@
+/**
+ * Attestation providers produce quotes over 64 bytes of report data. `gramine` reads them from
+ * Gramine's /dev/attestation on real SGX; `dev` signs real-format DCAP quotes with a local dev PKI
+ * so that the whole path runs, unchanged, without SGX. Nothing ever falls back from one to the other.
+ */
+import { EvidenceError } from "../evidence/errors.js";
+
+export const REPORT_DATA_BYTES = 64;
+
+export interface AttestationProvider {
+  readonly name: "dev" | "gramine";
+  /** Evidence from this provider chains to the dev root, never to Intel's. */
+  readonly dev: boolean;
+  quote(reportData: Uint8Array): Promise<Uint8Array>;
+}
+
+/** The provider cannot produce evidence: missing device files, wrong attestation type, bad input. */
+export class AttestationError extends EvidenceError {}
+
+export function checkReportData(reportData: Uint8Array): void {
+  if (!(reportData instanceof Uint8Array) || reportData.length !== REPORT_DATA_BYTES) {
+    throw new AttestationError("REPORT_DATA_SIZE", `report data must be exactly ${REPORT_DATA_BYTES} bytes, got ${reportData?.length}`);
+  }
+}
