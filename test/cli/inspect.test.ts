@@ -5,6 +5,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { DevProvider } from "../../proxy/attest/dev.js";
+import { mintIdentity } from "../../proxy/attest/identity.js";
 import type { RaTlsVerdict } from "../../proxy/evidence/ratls-verify.js";
 import type { Verdict } from "../../proxy/evidence/verdict.js";
 import { REPO, vectorPath } from "../support/vectors.js";
@@ -102,6 +104,24 @@ describe("inspect", () => {
     assert.deepEqual(JSON.parse(d.stdout), v);
     const human = run("inspect", pem, "--at", "2023-06-01T00:00:00Z");
     for (const s of ["Certificate", "spkiSha256", "claim pubkey-hash", "binding.pubkey-hash", "gramine-legacy-quote", "Verdict: the evidence verifies"]) assert.ok(human.stdout.includes(s), s);
+  });
+
+  it("a certificate minted by the dev provider: verifies with --trust-root <dev dir>/root.pem (dev: true), fails pck.chain without", async () => {
+    const base = mkdtempSync(join(tmpdir(), "amcp-devcert-"));
+    const devDir = join(base, ".attestable-mcp", "dev");
+    const provider = await DevProvider.open({ dir: devDir, warn: () => {} });
+    const minted = await mintIdentity({ provider });
+    writeFileSync(join(base, "cert.pem"), minted.certPem);
+    const ok = run("inspect", join(base, "cert.pem"), "--trust-root", join(devDir, "root.pem"), "--json");
+    assert.equal(ok.code, 0, ok.stderr + ok.stdout);
+    const v = JSON.parse(ok.stdout) as RaTlsVerdict;
+    assert.equal(v.dev, true);
+    assert.equal(v.binding?.ok, true);
+    const human = run("inspect", join(base, "cert.pem"), "--trust-root", join(devDir, "root.pem"));
+    assert.match(human.stdout, /DEV root: this is not Intel-rooted evidence/);
+    const without = run("inspect", join(base, "cert.pem"), "--json");
+    assert.equal(without.code, 1);
+    assert.equal((JSON.parse(without.stdout) as RaTlsVerdict).failed?.check, "pck.chain");
   });
 
   it("garbage input is a verdict (exit 1 at quote.format), not a crash", () => {
