@@ -9,3 +9,14 @@ export { prepareCollateral, parseTcbInfo, parseQeIdentity } from "./evidence/col
 export type { Collateral, CollateralParts, TcbInfo, QeIdentity } from "./evidence/collateral.js";
 export { INTEL_SGX_ROOT_CA_PEM } from "./evidence/roots.js";
 export { EvidenceError, QuoteFormatError, DerError, CollateralError, InputError } from "./evidence/errors.js";
+export { verifyRaTlsCertificate } from "./evidence/ratls-verify.js";
+export type { RaTlsVerdict } from "./evidence/ratls-verify.js";
+export { readRaTls, checkBinding } from "./evidence/ratls.js";
+export { buildClaims, buildRaTlsCertificate, taggedReportData, legacyReportData } from "./evidence/ratls-build.js";
+export type { AttestationProvider } from "./attest/provider.js";
+export { AttestationError } from "./attest/provider.js";
+export { GramineProvider } from "./attest/gramine.js";
+export { DevProvider, devMrenclave } from "./attest/dev.js";
+export { devCollateral, writeCollateralDirectory } from "./attest/dev-collateral.js";
+export { Identity, mintIdentity } from "./attest/identity.js";
+export type { MintedIdentity, IdentityOptions, KeyType } from "./attest/identity.js";

@@ -13,7 +13,8 @@ import { mintIdentity, type MintedIdentity } from "../../proxy/attest/identity.j
 import { decodeCbor } from "../../proxy/evidence/cbor.js";
 import { pemBlocks } from "../../proxy/evidence/pem.js";
 import { checkBinding, readRaTls } from "../../proxy/evidence/ratls.js";
-import { buildClaims, buildRaTlsCertificate, legacyReportData, spkiOf, taggedReportData } from "../../proxy/evidence/ratls-build.js";
+import { buildClaims, buildRaTlsCertificate, legacyReportData, spkiOf, taggedEvidence, taggedReportData } from "../../proxy/evidence/ratls-build.js";
+import { buildCertificate } from "../../proxy/evidence/x509-build.js";
 import { verifyRaTlsCertificate, type RaTlsVerdict } from "../../proxy/evidence/ratls-verify.js";
 import { parseCertificate } from "../../proxy/evidence/x509.js";
 import { hex } from "../support/der.js";
@@ -158,6 +159,27 @@ describe("altering what binds the key", () => {
     assert.equal(check(v, "binding.legacy-report-data")?.ok, true);
     assert.equal(check(v, "binding.measurements")?.ok, false);
     assert.match(check(v, "binding.measurements")?.detail ?? "", /mrenclave/);
+  });
+
+  it("an unknown critical extension is refused (cert.format, RATLS_CRITICAL_EXTENSION); a non-critical one is ignored", async () => {
+    const ev = readRaTls(parseCertificate(minted.certDer));
+    const build = (critical: boolean) =>
+      buildCertificate({
+        subject: [["CN", "attestable-mcp"]],
+        notBefore: minted.notBefore,
+        notAfter: minted.notAfter,
+        publicKey: minted.key,
+        signingKey: minted.key,
+        extensions: [
+          { oid: "2.23.133.5.4.9", value: taggedEvidence(ev.tagged!.quote, ev.tagged!.claimsBytes) },
+          { oid: "1.3.6.1.4.1.99999.1", critical, value: Uint8Array.of(0x05, 0x00) },
+        ],
+      });
+    const bad = await verifyRaTlsCertificate(build(true), { trustRoots: [provider.rootPem] });
+    assert.equal(bad.failed?.check, "cert.format");
+    assert.match(bad.failed?.reason ?? "", /RATLS_CRITICAL_EXTENSION.*1\.3\.6\.1\.4\.1\.99999\.1/);
+    const fine = await verifyRaTlsCertificate(build(false), { trustRoots: [provider.rootPem] });
+    assert.equal(fine.ok, true, JSON.stringify(fine.failed));
   });
 
   it("the claims' report data rule itself: taggedReportData is SHA-256(claims) ‖ 0³²", () => {
