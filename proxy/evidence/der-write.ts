@@ -5,23 +5,14 @@
  * DER_ENCODE (they are caller bugs, not data errors).
  */
 import { InputError } from "./errors.js";
+import { concatBytes } from "./bytes.js";
 
 function fail(message: string): never {
   throw new InputError("DER_ENCODE", message);
 }
 
 /** The concatenation of `parts`, as one fresh Uint8Array. */
-export function concat(...parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
+export const concat = concatBytes;
 
 /** Length octets in the minimal (definite) form. */
 function lengthOctets(n: number): Uint8Array {

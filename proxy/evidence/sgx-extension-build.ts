@@ -17,25 +17,11 @@
  */
 import { bool, enumerated, int, octetString, oid, seq } from "./der-write.js";
 import { InputError } from "./errors.js";
-import { SGX_EXTENSION_OID, type PckConfiguration } from "./pck.js";
+import { SGX_EXTENSION_OID, type PckExtension } from "./pck.js";
 import type { ExtensionSpec } from "./x509-build.js";
 
-export interface SgxExtensionSpec {
-  ppid: Uint8Array;
-  /** SGX TCB components 1..16, each 0..255. */
-  tcbComponents: number[];
-  /** 0..65535. */
-  pceSvn: number;
-  cpuSvn: Uint8Array;
-  pceId: Uint8Array;
-  fmspc: Uint8Array;
-  /** 0 standard, 1 scalable, 2 scalable with integrity. */
-  sgxType: number;
-  /** Platform CA certificates only. */
-  platformInstanceId?: Uint8Array;
-  /** Platform CA certificates only; the flags given are written, in the order .7.1, .7.2, .7.3. */
-  configuration?: PckConfiguration;
-}
+/** The same fields `parsePckExtension` reads, so a parsed extension rebuilds to itself. */
+export type SgxExtensionSpec = PckExtension;
 
 function fail(message: string): never {
   throw new InputError("SGX_EXTENSION_BUILD", `SGX extension: ${message}`);
