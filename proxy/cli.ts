@@ -3,6 +3,7 @@
 import { parseArgs } from "node:util";
 import { EvidenceError } from "./evidence/errors.js";
 import { inspect, renderVerdict } from "./inspect.js";
+import { serve } from "./serve.js";
 
 const USAGE = `Usage: attestable-mcp <command> [options]
 
@@ -14,7 +15,10 @@ Commands:
       dcap-qvl JSON file) CRLs, TCB status and QE identity.
       TIME is ISO 8601 or Unix seconds (default: now). --trust-root adds a root (the dev root).
       Exit 0 when the evidence verifies, 1 when it does not, 2 on usage or unreadable input.
-  serve [--config FILE]           the RA-TLS reverse proxy (not built yet)
+  serve [--config FILE] [--listen HOST:PORT] [--log-level LEVEL] [--set KEY=VALUE]...
+      The RA-TLS reverse proxy. Config from FILE (YAML), then ATTESTABLE_MCP_* environment
+      variables, then flags (--set takes any config key, e.g. --set upstream.maxSessions=8).
+      Exit 2 on an invalid config (the key and its source are named); 0 after SIGTERM.
   verify URL [--policy FILE]      check a remote proxy's evidence (not built yet)
   bridge --remote URL --policy FILE (--stdio | --listen HOST:PORT)   (not built yet)
 
@@ -54,6 +58,34 @@ async function runInspect(argv: string[]): Promise<number> {
   return verdict.ok ? 0 : 1;
 }
 
+async function runServe(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: "string" },
+      listen: { type: "string" },
+      "log-level": { type: "string" },
+      set: { type: "string", multiple: true },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (positionals.length > 0) return usage(`serve takes no positional arguments (got ${positionals.join(" ")})`);
+  const sets: [string, string][] = [];
+  for (const s of values.set ?? []) {
+    const i = s.indexOf("=");
+    if (i <= 0) return usage(`--set expects KEY=VALUE, got "${s}"`);
+    sets.push([s.slice(0, i), s.slice(i + 1)]);
+  }
+  if (values.listen !== undefined) sets.push(["listen", JSON.stringify(values.listen)]);
+  if (values["log-level"] !== undefined) sets.push(["log.level", values["log-level"]]);
+  return serve({ file: values.config ?? null, env: process.env, sets });
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === "-h" || command === "--help" || command === "help") {
@@ -64,6 +96,7 @@ async function main(argv: string[]): Promise<number> {
     case "inspect":
       return runInspect(rest);
     case "serve":
+      return runServe(rest);
     case "verify":
     case "bridge":
       return usage(`${command} is not built yet`);

@@ -13,6 +13,7 @@ import { encodeCbor, type CborValue } from "./cbor.js";
 import { seq, tlv } from "./der-write.js";
 import { CBOR_TAG_TAGGED_EVIDENCE, GRAMINE_LEGACY_OID_CONTENT, OID_TCG_TAGGED_EVIDENCE, PUBKEY_HASH_SHA256 } from "./ratls.js";
 import { authorityKeyIdentifier, buildCertificate, keyIdentifier, subjectKeyIdentifier, type Name } from "./x509-build.js";
+import { parseCertificate } from "./x509.js";
 
 export const RATLS_SUBJECT: Name = [["CN", "attestable-mcp"], ["O", "attestable-mcp-proxy"], ["C", "US"]];
 
@@ -78,4 +79,9 @@ export function buildRaTlsCertificate(spec: RaTlsCertificateSpec): Uint8Array {
       { oid: OID_TCG_TAGGED_EVIDENCE, value: taggedEvidence(spec.taggedQuote, spec.claims) },
     ],
   });
+}
+
+/** The SubjectPublicKeyInfo DER of a certificate (e.g. the one a TLS connection was served). */
+export function spkiOfCertificate(certDer: Uint8Array): Uint8Array {
+  return parseCertificate(certDer).spki;
 }

@@ -1,0 +1,145 @@
+/**
+ * /.well-known/attestation: fresh evidence on demand, served by the proxy, never forwarded.
+ *
+ * GET  ?nonce=HEX (1–64 bytes): claims {pubkey-hash, nonce}; the quote's report data is
+ *      SHA-256(claims) ‖ 0³². The pubkey-hash is of the certificate this very connection was
+ *      served (after a rotation, older connections keep theirs), and that certificate is returned.
+ * POST {"nonce": HEX}: claims add "tls-exporter" = exportKeyingMaterial(32,
+ *      "EXPORTER-attestable-mcp", nonce) of this connection, which only its two ends know: the
+ *      evidence cannot be relayed to, or replayed on, another connection.
+ * Quotes are rate-limited for the whole process (429 past the limit) and an identical request on
+ * the same connection is answered from a per-connection cache.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
+import type { Logger } from "pino";
+import type { AttestationProvider } from "../attest/provider.js";
+import { buildClaims, spkiOfCertificate, taggedReportData } from "../evidence/ratls-build.js";
+import { derToPem } from "../evidence/x509-build.js";
+
+export const ATTESTATION_PATH = "/.well-known/attestation";
+export const EXPORTER_LABEL = "EXPORTER-attestable-mcp";
+const MAX_BODY = 1024;
+
+export interface AttestationEndpointOptions {
+  provider: AttestationProvider;
+  quotesPerMinute: number;
+  log: Logger;
+  /** Called around each fresh quote (metrics). */
+  onQuote?: (seconds: number) => void;
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function nonceFrom(hex: unknown): Uint8Array | string {
+  if (typeof hex !== "string" || !/^(?:[0-9a-fA-F]{2}){1,64}$/.test(hex)) return "nonce must be 1 to 64 bytes of hex";
+  return new Uint8Array(Buffer.from(hex, "hex"));
+}
+
+/** A token bucket: `perMinute` quotes, refilled continuously. */
+class RateLimit {
+  private tokens: number;
+  private last = Date.now();
+  constructor(private readonly perMinute: number) {
+    this.tokens = perMinute;
+  }
+  take(): number {
+    const now = Date.now();
+    this.tokens = Math.min(this.perMinute, this.tokens + ((now - this.last) / 60_000) * this.perMinute);
+    this.last = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - this.tokens) * 60) / this.perMinute);
+  }
+}
+
+export function createAttestationEndpoint(opts: AttestationEndpointOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const limit = new RateLimit(opts.quotesPerMinute);
+  const cache = new WeakMap<object, Map<string, string>>();
+
+  const answer = async (req: IncomingMessage, res: ServerResponse, nonce: Uint8Array, exporter: boolean): Promise<void> => {
+    const socket = req.socket as TLSSocket;
+    const local = typeof socket.getCertificate === "function" ? socket.getCertificate() : null;
+    const raw = local && "raw" in local ? (local.raw as Buffer | undefined) : undefined;
+    if (!raw) {
+      send(res, 500, { error: "this connection has no TLS certificate to attest" });
+      return;
+    }
+    const key = `${exporter ? "x" : "n"}:${Buffer.from(nonce).toString("hex")}`;
+    const seen = cache.get(socket)?.get(key);
+    if (seen) {
+      res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-store" });
+      res.end(seen);
+      return;
+    }
+    const wait = limit.take();
+    if (wait > 0) {
+      send(res, 429, { error: `fresh quotes are rate-limited to ${opts.quotesPerMinute} per minute` }, { "Retry-After": String(wait) });
+      return;
+    }
+    const certDer = new Uint8Array(raw);
+    const extra: Record<string, Uint8Array> = { nonce };
+    if (exporter) extra["tls-exporter"] = new Uint8Array(socket.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.from(nonce)));
+    const claims = buildClaims(spkiOfCertificate(certDer), extra);
+    const t0 = performance.now();
+    const quote = await opts.provider.quote(taggedReportData(claims));
+    opts.onQuote?.((performance.now() - t0) / 1000);
+    const body = JSON.stringify({
+      quote: Buffer.from(quote).toString("base64"),
+      claims: Buffer.from(claims).toString("base64"),
+      certificate: derToPem(certDer),
+      dev: opts.provider.dev,
+    });
+    let perSocket = cache.get(socket);
+    if (!perSocket) cache.set(socket, (perSocket = new Map()));
+    if (perSocket.size >= 16) perSocket.clear();
+    perSocket.set(key, body);
+    res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-store" });
+    res.end(body);
+  };
+
+  return (req, res) => {
+    const fail = (e: unknown) => {
+      opts.log.error({ err: (e as Error).message }, "attestation endpoint: quote failed");
+      if (!res.headersSent) send(res, 503, { error: "evidence is unavailable right now" });
+      else res.destroy();
+    };
+    if (req.method === "GET") {
+      const nonce = nonceFrom(new URL(req.url ?? "/", "https://x").searchParams.get("nonce"));
+      if (typeof nonce === "string") return send(res, 400, { error: nonce });
+      answer(req, res, nonce, false).catch(fail);
+      return;
+    }
+    if (req.method === "POST") {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on("data", (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_BODY) {
+          send(res, 413, { error: `body over ${MAX_BODY} bytes` });
+          req.destroy();
+        } else chunks.push(c);
+      });
+      req.on("end", () => {
+        if (res.headersSent) return;
+        let body: unknown;
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        } catch {
+          return send(res, 400, { error: 'body must be JSON {"nonce": HEX}' });
+        }
+        const nonce = nonceFrom((body as { nonce?: unknown } | null)?.nonce);
+        if (typeof nonce === "string") return send(res, 400, { error: nonce });
+        answer(req, res, nonce, true).catch(fail);
+      });
+      return;
+    }
+    send(res, 405, { error: "use GET ?nonce=HEX or POST {\"nonce\": HEX}" }, { Allow: "GET, POST" });
+  };
+}
