@@ -110,6 +110,35 @@ async function exerciseMcp(s: Setup): Promise<void> {
   }
 }
 
+
+/**
+ * Open the session's background GET stream, drop it mid-stream, and open it again: the upstream
+ * must have seen the first one end (an upstream that still holds it answers 409).
+ */
+async function reconnectGetStream(s: Setup): Promise<void> {
+  const init = await s.fetch(`${s.base}/mcp`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } }),
+  });
+  assert.equal(init.status, 200);
+  const session = init.headers.get("mcp-session-id");
+  assert.ok(session);
+  await init.body?.cancel();
+  const headers = { accept: "text/event-stream", "mcp-session-id": session, "mcp-protocol-version": "2025-06-18" };
+  await s.fetch(`${s.base}/mcp`, { method: "POST", headers: { ...headers, accept: "application/json, text/event-stream", "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) });
+  for (let round = 0; round < 3; round++) {
+    const ctl = new AbortController();
+    const get = await s.fetch(`${s.base}/mcp`, { method: "GET", headers, signal: ctl.signal });
+    assert.equal(get.status, 200, `GET stream round ${round}: ${get.status}`);
+    assert.match(get.headers.get("content-type") ?? "", /text\/event-stream/);
+    ctl.abort(); // the client leaves mid-stream
+    await get.body?.cancel().catch(() => {});
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  await s.fetch(`${s.base}/mcp`, { method: "DELETE", headers: { "mcp-session-id": session } });
+}
+
 describe("serve with a stdio upstream (server-everything as a child per session)", { timeout: 90_000 }, () => {
   let s: Setup | undefined;
   before(async () => {
@@ -119,6 +148,10 @@ describe("serve with a stdio upstream (server-everything as a child per session)
 
   it("MCP SDK client: initialize, tools/list, echo, long-running progress, server logs, DELETE", async () => {
     await exerciseMcp(s!);
+  });
+
+  it("a client that drops the GET stream mid-way can reopen it: nothing stays open upstream (no 409)", async () => {
+    await reconnectGetStream(s!);
   });
 
   it("the legacy HTTP+SSE transport works too", async () => {
@@ -217,30 +250,37 @@ describe("serve with a stdio upstream (server-everything as a child per session)
     assert.match(text, /attestable_mcp_certificate_expiry_timestamp_seconds \d+/);
   });
 
-  it("rotation under load: open streams go on, new connections see the new certificate", async () => {
-    const transport = new StreamableHTTPClientTransport(new URL(`${s!.base}/mcp`), { fetch: s!.fetch });
-    const client = new Client({ name: "e2e-rotate", version: "1.0.0" });
-    await client.connect(transport);
+  it("rotation under load: four sessions mid-operation go on, new connections see the new certificate", async () => {
+    const sessions = await Promise.all(
+      Array.from({ length: 4 }, async (_, i) => {
+        const transport = new StreamableHTTPClientTransport(new URL(`${s!.base}/mcp`), { fetch: s!.fetch });
+        const client = new Client({ name: `e2e-rotate-${i}`, version: "1.0.0" });
+        await client.connect(transport);
+        return client;
+      }),
+    );
     try {
       const before = s!.running.identity.current.fingerprint;
-      const progress: number[] = [];
       const t0 = Date.now();
-      const call = client.callTool({ name: "trigger-long-running-operation", arguments: { duration: 2, steps: 4 } }, undefined, {
-        onprogress: () => progress.push(Date.now() - t0),
-        timeout: 20_000,
-      });
+      const progress: number[][] = sessions.map(() => []);
+      const calls = sessions.map((client, i) =>
+        client.callTool({ name: "trigger-long-running-operation", arguments: { duration: 2, steps: 4 } }, undefined, {
+          onprogress: () => progress[i]!.push(Date.now() - t0),
+          timeout: 20_000,
+        }),
+      );
       await new Promise((r) => setTimeout(r, 700));
       await s!.running.identity.rotate();
       const rotatedAt = Date.now() - t0;
       const newCert = await servedCertificate("127.0.0.1", s!.running.address.port);
       assert.equal(createHash("sha256").update(newCert).digest("hex"), s!.running.identity.current.fingerprint);
       assert.notEqual(s!.running.identity.current.fingerprint, before);
-      const v = await verifyRaTlsCertificate(newCert, { trustRoots: [s!.provider.rootPem] });
-      assert.equal(v.ok, true);
-      await call;
-      assert.ok(progress.some((p) => p > rotatedAt), `progress after the rotation: ${progress.join(",")} (rotated at ${rotatedAt})`);
+      assert.equal((await verifyRaTlsCertificate(newCert, { trustRoots: [s!.provider.rootPem] })).ok, true);
+      const results = await Promise.all(calls);
+      assert.equal(results.length, 4);
+      progress.forEach((p, i) => assert.ok(p.some((t) => t > rotatedAt), `session ${i}: progress ${p.join(",")} (rotated at ${rotatedAt})`));
     } finally {
-      await client.close();
+      await Promise.all(sessions.map((c) => c.close()));
     }
   });
 });
@@ -259,6 +299,10 @@ describe("serve with an HTTP upstream (server-everything in streamableHttp mode)
 
   it("MCP SDK client: initialize, tools/list, echo, long-running progress, server logs, DELETE", async () => {
     await exerciseMcp(s!);
+  });
+
+  it("a client that drops the GET stream mid-way can reopen it: nothing stays open upstream (no 409)", async () => {
+    await reconnectGetStream(s!);
   });
 
   it("/healthz turns 503 when the upstream stops answering", async () => {
