@@ -10,6 +10,7 @@
  * response is destroyed too (never a truncated body that looks complete).
  */
 import http from "node:http";
+import { jsonRpcErrorBody, sendJsonRpcError } from "./jsonrpc-error.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -114,25 +115,9 @@ function declaredLength(req: IncomingMessage): number | undefined {
   return Number.isFinite(n) && n >= 0 ? n : undefined;
 }
 
-function errorBody(message: string): string {
-  return JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32000, message } });
-}
-
 /** A JSON-RPC error response, or a destroyed response when headers already went out. */
 function sendError(res: ServerResponse, status: number, message: string, close = false): void {
-  if (res.destroyed || res.writableEnded) return;
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = errorBody(message);
-  const headers: Record<string, string | number> = {
-    "Content-Type": "application/json",
-    "Content-Length": Buffer.byteLength(body),
-  };
-  if (close) headers["Connection"] = "close";
-  res.writeHead(status, headers);
-  res.end(body);
+  sendJsonRpcError(res, status, message, close ? { Connection: "close" } : {});
 }
 
 /** An HTTP/1.1 error response on a raw (upgrade) socket, then the socket is ended. */
@@ -141,7 +126,7 @@ function sendSocketError(socket: Duplex, status: number, message: string): void 
     socket.destroy();
     return;
   }
-  const body = errorBody(message);
+  const body = jsonRpcErrorBody(message);
   const reason = http.STATUS_CODES[status] ?? "Error";
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,

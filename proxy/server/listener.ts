@@ -15,6 +15,7 @@ import { Identity } from "../attest/identity.js";
 import type { Config } from "../config.js";
 import { createForwarder, type Forwarder } from "./forward.js";
 import { createHealth, upstreamProbe } from "./health.js";
+import { sendJsonRpcError } from "./jsonrpc-error.js";
 import { createMetrics, startMetricsServer, type Metrics } from "./metrics.js";
 import { createStdioUpstream, type StdioUpstream } from "./stdio.js";
 import { ATTESTATION_PATH, createAttestationEndpoint } from "./wellknown.js";
@@ -45,12 +46,6 @@ function instrumented(p: AttestationProvider, metrics: Metrics, purpose: string)
       }
     },
   };
-}
-
-function jsonRpcError(res: ServerResponse, status: number, message: string): void {
-  const body = JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32000, message } });
-  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) });
-  res.end(body);
 }
 
 export async function startServer(config: Config, provider: AttestationProvider, log: Logger): Promise<RunningServer> {
@@ -100,7 +95,7 @@ export async function startServer(config: Config, provider: AttestationProvider,
     if (path === ATTESTATION_PATH) return attestation(req, res);
     if (path === "/healthz") return health(req, res);
     if (forwarder) return forwarder.handle(req, res);
-    if (!stdio!.handle(req, res)) jsonRpcError(res, 404, `no MCP endpoint at ${path}: use /mcp (Streamable HTTP) or /sse (legacy)`);
+    if (!stdio!.handle(req, res)) sendJsonRpcError(res, 404, `no MCP endpoint at ${path}: use /mcp (Streamable HTTP) or /sse (legacy)`);
   };
 
   const server = createHttpsServer(

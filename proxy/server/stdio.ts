@@ -11,6 +11,7 @@
  * progress token, everything else on the standalone GET stream).
  */
 import { randomUUID } from "node:crypto";
+import { sendJsonRpcError } from "./jsonrpc-error.js";
 import type { ChildProcess } from "node:child_process";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
@@ -67,16 +68,6 @@ interface Downstream {
   close(): Promise<void>;
 }
 
-function jsonRpcError(res: ServerResponse, status: number, code: number, message: string, headers?: Record<string, string>): void {
-  if (res.headersSent) {
-    if (!res.writableEnded) res.end();
-    return;
-  }
-  const body = JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null });
-  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body), ...headers });
-  res.end(body);
-}
-
 function headerValue(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -87,7 +78,7 @@ function readJsonBody(req: IncomingMessage, res: ServerResponse, limit: number):
   return new Promise((resolve) => {
     const declared = Number(headerValue(req, "content-length"));
     if (Number.isFinite(declared) && declared > limit) {
-      jsonRpcError(res, 413, -32000, `Payload Too Large: request body must not exceed ${limit} bytes`, { Connection: "close" });
+      sendJsonRpcError(res, 413, `Payload Too Large: request body must not exceed ${limit} bytes`, { Connection: "close" });
       resolve({ ok: false });
       return;
     }
@@ -107,7 +98,7 @@ function readJsonBody(req: IncomingMessage, res: ServerResponse, limit: number):
       size += chunk.length;
       if (size > limit) {
         chunks.length = 0;
-        jsonRpcError(res, 413, -32000, `Payload Too Large: request body must not exceed ${limit} bytes`, { Connection: "close" });
+        sendJsonRpcError(res, 413, `Payload Too Large: request body must not exceed ${limit} bytes`, { Connection: "close" });
         finish({ ok: false });
         return;
       }
@@ -118,7 +109,7 @@ function readJsonBody(req: IncomingMessage, res: ServerResponse, limit: number):
       try {
         value = JSON.parse(Buffer.concat(chunks).toString("utf8"));
       } catch {
-        jsonRpcError(res, 400, -32700, "Parse error: Invalid JSON");
+        sendJsonRpcError(res, 400, "Parse error: Invalid JSON", {}, -32700);
         finish({ ok: false });
         return;
       }
@@ -470,12 +461,12 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
 
   function admit(res: ServerResponse): boolean {
     if (closing) {
-      jsonRpcError(res, 503, -32000, "Service Unavailable: shutting down");
+      sendJsonRpcError(res, 503, "Service Unavailable: shutting down");
       return false;
     }
     if (all.size >= maxSessions) {
       log.warn({ maxSessions }, "stdio upstream: session limit reached");
-      jsonRpcError(res, 503, -32000, `Service Unavailable: too many sessions (limit ${maxSessions})`, { "Retry-After": "5" });
+      sendJsonRpcError(res, 503, `Service Unavailable: too many sessions (limit ${maxSessions})`, { "Retry-After": "5" });
       return false;
     }
     return true;
@@ -492,7 +483,7 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
       all.delete(s);
       hooks.upstreamError("connect");
       log.error({ session: id, err: err instanceof Error ? err.message : String(err) }, "stdio child failed to start");
-      jsonRpcError(res, 502, -32000, "Bad Gateway: MCP server process failed to start");
+      sendJsonRpcError(res, 502, "Bad Gateway: MCP server process failed to start");
       return undefined;
     }
   }
@@ -500,12 +491,12 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
   function sessionFromHeader(req: IncomingMessage, res: ServerResponse): Session | undefined {
     const sid = headerValue(req, "mcp-session-id");
     if (!sid) {
-      jsonRpcError(res, 400, -32000, "Bad Request: Mcp-Session-Id header is required");
+      sendJsonRpcError(res, 400, "Bad Request: Mcp-Session-Id header is required");
       return undefined;
     }
     const s = streamable.get(sid);
     if (!s || s.ended) {
-      jsonRpcError(res, 404, -32001, "Session not found");
+      sendJsonRpcError(res, 404, "Session not found", {}, -32001);
       return undefined;
     }
     return s;
@@ -556,7 +547,7 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
   async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? "";
     if (method !== "POST" && method !== "GET" && method !== "DELETE") {
-      jsonRpcError(res, 405, -32000, "Method not allowed.", { Allow: "GET, POST, DELETE" });
+      sendJsonRpcError(res, 405, "Method not allowed.", { Allow: "GET, POST, DELETE" });
       return;
     }
     if (method !== "POST" || headerValue(req, "mcp-session-id")) {
@@ -564,7 +555,7 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
       if (!s) return;
       const t = transports.get(s);
       if (!t) {
-        jsonRpcError(res, 404, -32001, "Session not found");
+        sendJsonRpcError(res, 404, "Session not found", {}, -32001);
         return;
       }
       s.touch();
@@ -574,7 +565,7 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
         if (!r.ok) return;
         body = r.value;
         if (s.ended) {
-          jsonRpcError(res, 404, -32001, "Session not found");
+          sendJsonRpcError(res, 404, "Session not found", {}, -32001);
           return;
         }
       }
@@ -587,14 +578,14 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
     if (!r.ok) return;
     const msgs = Array.isArray(r.value) ? r.value : [r.value];
     if (!msgs.some((m) => isInitializeRequest(m))) {
-      jsonRpcError(res, 400, -32000, "Bad Request: No valid session ID provided");
+      sendJsonRpcError(res, 400, "Bad Request: No valid session ID provided");
       return;
     }
     if (!admit(res)) return;
     const s = await spawnSession(randomUUID(), "streamable", res);
     if (!s) return;
     if (s.ended) {
-      jsonRpcError(res, 503, -32000, "Service Unavailable: shutting down");
+      sendJsonRpcError(res, 503, "Service Unavailable: shutting down");
       return;
     }
     const t = newStreamableTransport(s);
@@ -610,7 +601,7 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
 
   async function handleSse(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== "GET") {
-      jsonRpcError(res, 405, -32000, "Method not allowed.", { Allow: "GET" });
+      sendJsonRpcError(res, 405, "Method not allowed.", { Allow: "GET" });
       return;
     }
     if (!admit(res)) return;
@@ -647,25 +638,25 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
 
   async function handleMessage(req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
     if (req.method !== "POST") {
-      jsonRpcError(res, 405, -32000, "Method not allowed.", { Allow: "POST" });
+      sendJsonRpcError(res, 405, "Method not allowed.", { Allow: "POST" });
       return;
     }
     const sid = new URLSearchParams(query).get("sessionId");
     if (!sid) {
-      jsonRpcError(res, 400, -32000, "Bad Request: sessionId query parameter is required");
+      sendJsonRpcError(res, 400, "Bad Request: sessionId query parameter is required");
       return;
     }
     const s = legacy.get(sid);
     const t = s ? legacyTransports.get(s) : undefined;
     if (!s || !t || s.ended) {
-      jsonRpcError(res, 404, -32001, "Session not found");
+      sendJsonRpcError(res, 404, "Session not found", {}, -32001);
       return;
     }
     s.touch();
     const r = await readJsonBody(req, res, bodyLimit);
     if (!r.ok) return;
     if (s.ended) {
-      jsonRpcError(res, 404, -32001, "Session not found");
+      sendJsonRpcError(res, 404, "Session not found", {}, -32001);
       return;
     }
     await t.handlePostMessage(req, res, r.value);
@@ -673,7 +664,7 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
 
   function fail(res: ServerResponse, err: unknown): void {
     log.error({ err: err instanceof Error ? err.message : String(err) }, "stdio upstream: request failed");
-    if (!res.headersSent) jsonRpcError(res, 500, -32603, "Internal error");
+    if (!res.headersSent) sendJsonRpcError(res, 500, "Internal error", {}, -32603);
     else if (!res.writableEnded) res.destroy();
   }
 
