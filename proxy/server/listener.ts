@@ -109,10 +109,17 @@ export async function startServer(config: Config, provider: AttestationProvider,
     },
     (req, res) => {
       const t0 = performance.now();
-      res.once("close", () => {
-        const method = req.method ?? "?";
-        metrics.requests.inc({ method, status: String(res.statusCode) });
+      const method = req.method ?? "?";
+      // Time to response headers (for SSE the stream's life would say nothing): Node sends
+      // implicit headers through writeHead too, so this sees every response once.
+      const writeHead = res.writeHead;
+      res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+        res.writeHead = writeHead;
         metrics.duration.observe({ method }, (performance.now() - t0) / 1000);
+        return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+      } as typeof res.writeHead;
+      res.once("close", () => {
+        metrics.requests.inc({ method, status: String(res.statusCode) });
         // No bodies, no query strings (nonces), no headers: method, path, status and time.
         log.info({ method, path: (req.url ?? "/").split("?", 1)[0], status: res.statusCode, ms: Math.round(performance.now() - t0) }, "request");
       });

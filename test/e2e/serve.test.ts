@@ -248,6 +248,7 @@ describe("serve with a stdio upstream (server-everything as a child per session)
     assert.match(text, /attestable_mcp_quotes_total\{purpose="certificate"\} 2/);
     assert.match(text, /attestable_mcp_tls_handshakes_total\{result="ok"\} \d+/);
     assert.match(text, /attestable_mcp_certificate_expiry_timestamp_seconds \d+/);
+    assert.match(text, /attestable_mcp_request_duration_seconds_count\{method="GET"\} [1-9]\d*/);
   });
 
   it("rotation under load: four sessions mid-operation go on, new connections see the new certificate", async () => {
