@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `attestable-mcp` command: argument parsing and exit codes; the work lives elsewhere. */
 import { parseArgs } from "node:util";
+import { AttestationError } from "./attest/provider.js";
 import { EvidenceError } from "./evidence/errors.js";
 import { inspect, renderVerdict } from "./inspect.js";
 import { serve } from "./serve.js";
@@ -18,7 +19,8 @@ Commands:
   serve [--config FILE] [--listen HOST:PORT] [--log-level LEVEL] [--set KEY=VALUE]...
       The RA-TLS reverse proxy. Config from FILE (YAML), then ATTESTABLE_MCP_* environment
       variables, then flags (--set takes any config key, e.g. --set upstream.maxSessions=8).
-      Exit 2 on an invalid config (the key and its source are named); 0 after SIGTERM.
+      Exit 2 on an invalid config (the key and its source are named), 1 when it cannot start
+      (attestation unavailable, address in use), 0 after SIGTERM.
   verify URL [--policy FILE]      check a remote proxy's evidence (not built yet)
   bridge --remote URL --policy FILE (--stdio | --listen HOST:PORT)   (not built yet)
 
@@ -110,9 +112,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    // Usage and input errors (bad option, unreadable file, bad trust root) exit 2, naming the problem.
     const msg = e instanceof EvidenceError ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e);
     process.stderr.write(`attestable-mcp: ${msg}\n`);
-    process.exitCode = 2;
+    // Could not start (no attestation, port taken): 1. Usage, config and input errors: 2.
+    process.exitCode = e instanceof AttestationError || typeof (e as NodeJS.ErrnoException)?.syscall === "string" ? 1 : 2;
   },
 );

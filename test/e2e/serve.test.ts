@@ -346,6 +346,13 @@ describe("the serve command", { timeout: 60_000 }, () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     }
 
+    // The enclave config outside an enclave: no /dev/attestation, no fallback to dev: exit 1.
+    const noSgx = spawn(process.execPath, [join(REPO, "dist/proxy/cli.js"), "serve", "--config", join(REPO, "configs/enclave.yaml"), "--listen", "127.0.0.1:0", "--set", "metrics.listen=null"], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    let noSgxErr = "";
+    noSgx.stderr.on("data", (c) => (noSgxErr += c));
+    assert.equal(await new Promise<number | null>((r) => noSgx.once("exit", (c) => r(c))), 1);
+    assert.match(noSgxErr, /GRAMINE_UNAVAILABLE.*never used instead/);
+
     const bad = spawn(process.execPath, [join(REPO, "dist/proxy/cli.js"), "serve", "--config", join(REPO, "configs/dev.yaml"), "--set", "upstream.maxSessions=lots"], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
     let badErr = "";
     bad.stderr.on("data", (c) => (badErr += c));
