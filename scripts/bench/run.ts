@@ -17,7 +17,7 @@ import { dirname, join, resolve } from "node:path";
 import tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { buildNoResumeShim, measureHandshakes } from "./handshakes.js";
-import { measureRpcLatency } from "./latency.js";
+import { measureRpcLatencies } from "./latency.js";
 import { measureMemory } from "./memory.js";
 import { Children, cpuDuring, LOOPBACK, rssMb, runSync, which } from "./proc.js";
 import { buildRows, renderTable, writeJson, type Machine, type Results, type Target } from "./report.js";
@@ -40,7 +40,7 @@ const P = quick
       warmupS: 1,
       keepAliveS: 2,
       handshakeS: 2,
-      rpc: { requests: 500, warmup: 100, budgetMs: 3000 },
+      rpc: { requests: 500, warmup: 100, budgetMs: 6000, rounds: 5 },
       sse: { events: 50, timeoutMs: 15_000 },
       memory: { streams: 250, timeoutMs: 15_000 },
       verify: { iterations: 20, budgetMs: 150, timeoutMs: 30_000 },
@@ -50,7 +50,7 @@ const P = quick
       warmupS: 3,
       keepAliveS: 10,
       handshakeS: 8,
-      rpc: { requests: 5000, warmup: 500, budgetMs: 10_000 },
+      rpc: { requests: 5000, warmup: 500, budgetMs: 30_000, rounds: 10 },
       sse: { events: 500, timeoutMs: 60_000 },
       memory: { streams: 1000, timeoutMs: 60_000 },
       verify: { iterations: 300, budgetMs: 1500, timeoutMs: 90_000 },
@@ -188,15 +188,17 @@ async function main(): Promise<number> {
           const problem = wrkProblems(result);
           if (problem) note(`keep-alive ${size} ${t}: ${problem}`);
           results.keepAlive[size][t] = { wrk: result, cpuUsPerRequest: cpuS === null || result.requests === 0 ? null : (cpuS * 1e6) / result.requests };
-          log(`  ${t} ${size}: ${Math.round(result.rps)} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms`);
+          log(`  ${t} ${size}: ${Math.round(result.rps)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms`);
         }
       });
     }
   }
 
   await phase("1-connection JSON-RPC latency", async () => {
+    const urls = Object.fromEntries(live().map((t) => [t, `${base(t)}/rpc`])) as Record<Target, string>;
+    const all = await measureRpcLatencies(urls, P.rpc);
     for (const t of live()) {
-      const r = await measureRpcLatency({ url: `${base(t)}/rpc`, ...P.rpc });
+      const r = all[t];
       if (r.connections > 1) note(`JSON-RPC latency ${t}: ${r.connections} connections were opened (keep-alive not held)`);
       results.rpc[t] = r;
       log(`  ${t}: p50 ${r.ms.p50.toFixed(3)} ms, p99 ${r.ms.p99.toFixed(3)} ms over ${r.requests} requests`);
