@@ -27,9 +27,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
-import * as path from "node:path";
-import { pathToFileURL } from "node:url";
-import { round } from "./stats.js";
+import { round, selfCheckWhenMain } from "./stats.js";
 
 export interface MemoryFigures {
   idleRssMb: number;
@@ -268,15 +266,4 @@ async function selfCheck(): Promise<void> {
   }
 }
 
-const invokedPath = process.argv[1];
-if (invokedPath !== undefined && import.meta.url === pathToFileURL(path.resolve(invokedPath)).href) {
-  if (process.argv.includes("--self-check")) {
-    selfCheck().catch((e: unknown) => {
-      console.error(e);
-      process.exitCode = 1;
-    });
-  } else {
-    console.error("usage: node dist/scripts/bench/memory.js --self-check");
-    process.exitCode = 2;
-  }
-}
+selfCheckWhenMain(import.meta.url, "memory", selfCheck);

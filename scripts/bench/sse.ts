@@ -13,10 +13,8 @@
 
 import * as http from "node:http";
 import * as https from "node:https";
-import * as path from "node:path";
 import { StringDecoder } from "node:string_decoder";
-import { pathToFileURL } from "node:url";
-import { percentile, round } from "./stats.js";
+import { percentile, round, selfCheckWhenMain } from "./stats.js";
 
 export interface SseFigures {
   headersMs: { p50: number; p99: number };
@@ -320,15 +318,4 @@ async function selfCheck(): Promise<void> {
   }
 }
 
-const invokedPath = process.argv[1];
-if (invokedPath !== undefined && import.meta.url === pathToFileURL(path.resolve(invokedPath)).href) {
-  if (process.argv.includes("--self-check")) {
-    selfCheck().catch((e: unknown) => {
-      console.error(e);
-      process.exitCode = 1;
-    });
-  } else {
-    console.error("usage: node dist/scripts/bench/sse.js --self-check");
-    process.exitCode = 2;
-  }
-}
+selfCheckWhenMain(import.meta.url, "sse", selfCheck);

@@ -1,3 +1,5 @@
+import { resolve as resolvePath } from "node:path";
+import { pathToFileURL } from "node:url";
 // Percentile helpers shared by the benchmark modules (scripts/bench/*).
 // Percentiles use linear interpolation between closest ranks (the "R-7" / Excel
 // PERCENTILE.INC definition), so p50 of an even-sized sample is the mean of the
@@ -60,4 +62,19 @@ export function round(value: number, digits = 3): number {
   if (!Number.isFinite(value)) return value;
   const f = 10 ** digits;
   return Math.round(value * f) / f;
+}
+
+/** Run `selfCheck` when this module is the program (`node dist/scripts/bench/<name>.js --self-check`). */
+export function selfCheckWhenMain(moduleUrl: string, name: string, selfCheck: () => Promise<void>): void {
+  const invoked = process.argv[1];
+  if (invoked === undefined || moduleUrl !== pathToFileURL(resolvePath(invoked)).href) return;
+  if (process.argv.includes("--self-check")) {
+    selfCheck().catch((e: unknown) => {
+      console.error(e);
+      process.exitCode = 1;
+    });
+  } else {
+    console.error(`usage: node dist/scripts/bench/${name}.js --self-check`);
+    process.exitCode = 2;
+  }
 }
