@@ -16,9 +16,10 @@ export class ConfigError extends EvidenceError {
   constructor(
     readonly key: string,
     readonly source: string,
-    reason: string,
+    readonly reason: string,
+    code = "CONFIG_INVALID",
   ) {
-    super("CONFIG_INVALID", `${source}: ${key}: ${reason}`);
+    super(code, `${source}: ${key}: ${reason}`);
   }
 }
 
@@ -104,15 +105,16 @@ function flatten(obj: unknown, source: string, prefix: string, out: Raw): void {
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const SIZES: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
 
-function fail(key: string, source: string, reason: string): never {
+export function fail(key: string, source: string, reason: string): never {
   throw new ConfigError(key, source, reason);
 }
 
-function duration(key: string, v: unknown, source: string): number {
+/** `max` defaults to what a Node timer can wait (about 24.8 days). */
+export function duration(key: string, v: unknown, source: string, max = 2 ** 31 - 1): number {
   const m = typeof v === "string" ? /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v.trim()) : null;
   if (!m) fail(key, source, `expected a duration such as "500ms", "30s", "5m", "24h", got ${JSON.stringify(v)}`);
   const ms = Number(m[1]) * UNITS[m[2]!]!;
-  if (!(ms > 0) || !Number.isFinite(ms) || ms > 2 ** 31 - 1) fail(key, source, `duration ${JSON.stringify(v)} is out of range`);
+  if (!(ms > 0) || !Number.isFinite(ms) || ms > max) fail(key, source, `duration ${JSON.stringify(v)} is out of range`);
   return ms;
 }
 
@@ -125,22 +127,22 @@ function size(key: string, v: unknown, source: string): number {
   return n;
 }
 
-function int(key: string, v: unknown, source: string, min: number, max: number): number {
+export function int(key: string, v: unknown, source: string, min: number, max: number): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) fail(key, source, `expected an integer ${min}..${max}, got ${JSON.stringify(v)}`);
   return v;
 }
 
-function str(key: string, v: unknown, source: string): string {
+export function str(key: string, v: unknown, source: string): string {
   if (typeof v !== "string" || v.length === 0) fail(key, source, `expected a non-empty string, got ${JSON.stringify(v)}`);
   return v;
 }
 
-function oneOf<T extends string>(key: string, v: unknown, source: string, options: readonly T[]): T {
+export function oneOf<T extends string>(key: string, v: unknown, source: string, options: readonly T[]): T {
   if (typeof v !== "string" || !(options as readonly string[]).includes(v)) fail(key, source, `expected one of ${options.join(", ")}, got ${JSON.stringify(v)}`);
   return v as T;
 }
 
-function bool(key: string, v: unknown, source: string): boolean {
+export function bool(key: string, v: unknown, source: string): boolean {
   if (typeof v !== "boolean") fail(key, source, `expected true or false, got ${JSON.stringify(v)}`);
   return v;
 }

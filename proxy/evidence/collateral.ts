@@ -346,7 +346,8 @@ export function splitSignedBody(body: string, member: "tcbInfo" | "enclaveIdenti
 
 export interface CollateralCheck {
   signature: { ok: boolean; detail: string };
-  fresh: { ok: boolean; detail: string; nextUpdate: Date };
+  /** `stale`: the only problem is a passed nextUpdate (never set for pieces issued in the future). */
+  fresh: { ok: boolean; detail: string; nextUpdate: Date; issued: Date; stale: boolean };
 }
 
 function verifySignedJson(s: SignedJson<unknown>, what: string, anchor: TrustAnchor, at: Date): string | null {
@@ -383,9 +384,15 @@ export function checkCollateral(c: Collateral, anchor: TrustAnchor, at: Date): C
     ["root CA CRL", c.rootCaCrl.thisUpdate, c.rootCaCrl.nextUpdate],
   ];
   const stale: string[] = [];
+  let future = false;
   let nextUpdate = new Date(8.64e15);
+  let oldest = new Date(8.64e15);
   for (const [name, issued, next] of pieces) {
-    if (at < issued) stale.push(`${name} is issued ${issued.toISOString()}, after the verification time`);
+    if (at < issued) {
+      stale.push(`${name} is issued ${issued.toISOString()}, after the verification time`);
+      future = true;
+    }
+    if (issued < oldest) oldest = issued;
     if (next !== null) {
       if (at > next) stale.push(`${name} nextUpdate ${next.toISOString()} has passed`);
       if (next < nextUpdate) nextUpdate = next;
@@ -396,7 +403,7 @@ export function checkCollateral(c: Collateral, anchor: TrustAnchor, at: Date): C
       ? { ok: false, detail: problems.join("; ") }
       : { ok: true, detail: `TCB info, QE identity and root CA CRL signed under ${anchor.cert.subjectText}` },
     fresh: stale.length
-      ? { ok: false, detail: stale.join("; "), nextUpdate }
-      : { ok: true, detail: `all collateral current until ${nextUpdate.toISOString()}`, nextUpdate },
+      ? { ok: false, detail: stale.join("; "), nextUpdate, issued: oldest, stale: !future }
+      : { ok: true, detail: `all collateral current until ${nextUpdate.toISOString()}`, nextUpdate, issued: oldest, stale: false },
   };
 }

@@ -12,6 +12,7 @@ export type CheckName =
   | "pck.chain"
   | "qe.signature"
   | "pck.revocation"
+  | "collateral.source"
   | "collateral.format"
   | "collateral.signature"
   | "collateral.fresh"
@@ -121,6 +122,8 @@ export interface TcbFields {
   collateralExpired: boolean;
   /** Earliest nextUpdate over all pieces of collateral (ISO 8601). */
   collateralNextUpdate: string;
+  /** Earliest issue date (thisUpdate for CRLs) over all pieces: the collateral's age (ISO 8601). */
+  collateralIssued: string;
 }
 
 export interface Verdict {

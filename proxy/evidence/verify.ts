@@ -22,6 +22,12 @@ export interface VerifyOptions {
   at?: Date;
   /** Roots trusted besides Intel's (PEM text or DER), e.g. the dev root. */
   trustRoots?: (string | Uint8Array)[];
+  /**
+   * Pass `collateral.fresh` when the only problem is a passed nextUpdate (a cached copy served
+   * while the collateral service is down). Off unless a policy says so; the verdict still
+   * reports `tcb.collateralExpired` and names the stale pieces.
+   */
+  acceptStaleCollateral?: boolean;
 }
 
 export function quoteFields(q: Quote): QuoteFields {
@@ -109,7 +115,7 @@ async function resolveCollateral(source: string | object, c: CheckList): Promise
   }
 }
 
-type TcbEvaluation = Omit<TcbFields, "collateralExpired" | "collateralNextUpdate">;
+type TcbEvaluation = Omit<TcbFields, "collateralExpired" | "collateralNextUpdate" | "collateralIssued">;
 
 /** Platform level (and for TDX the module), converged with the QE's status as Intel's QVL does. */
 function evaluateTcb(quote: Quote, pck: PckExtension, col: Collateral, qe: QeTcbLevel | null): Outcome<TcbEvaluation> {
@@ -208,7 +214,8 @@ export async function verifyQuote(input: Uint8Array, opts: VerifyOptions = {}): 
   } else {
     c.fail("pck.revocation", "not checked: PCK chain is not trusted");
   }
-  c.record("collateral.fresh", cc.fresh.ok, cc.fresh.detail);
+  if (!cc.fresh.ok && cc.fresh.stale && opts.acceptStaleCollateral === true) c.pass("collateral.fresh", `stale, accepted by the caller's policy: ${cc.fresh.detail}`);
+  else c.record("collateral.fresh", cc.fresh.ok, cc.fresh.detail);
 
   const qe = matchQeIdentity(col.qeIdentity.parsed, quote.signatureData.qeReport, quote.teeType === "TDX" ? "TD_QE" : "QE");
   c.record("qe.identity", qe.ok, qe.ok ? `QE ISVSVN ${quote.signatureData.qeReport.isvSvn}: ${qe.value.status}` : qe.reason);
@@ -218,7 +225,7 @@ export async function verifyQuote(input: Uint8Array, opts: VerifyOptions = {}): 
   if (!tcbResult.ok) {
     c.fail("tcb.status", tcbResult.reason);
   } else {
-    tcb = { ...tcbResult.value, collateralExpired: !cc.fresh.ok, collateralNextUpdate: cc.fresh.nextUpdate.toISOString() };
+    tcb = { ...tcbResult.value, collateralExpired: !cc.fresh.ok, collateralNextUpdate: cc.fresh.nextUpdate.toISOString(), collateralIssued: cc.fresh.issued.toISOString() };
     // Revoked is never acceptable; every other status is reported and left to policy.
     const { status, advisoryIds } = tcb;
     c.record("tcb.status", status !== "Revoked", status === "Revoked" ? "TCB is Revoked" : `${status}${advisoryIds.length ? ` (${advisoryIds.join(", ")})` : ""}`);

@@ -28,7 +28,7 @@ import { startServer, type RunningServer } from "../../proxy/server/listener.js"
 import { EXPORTER_LABEL } from "../../proxy/server/wellknown.js";
 import { EVERYTHING, startEverythingHttp } from "../support/everything.js";
 import { pinnedFetch, servedCertificate } from "../support/tls-client.js";
-import { REPO } from "../support/vectors.js";
+import { CLI, REPO } from "../support/vectors.js";
 
 const silent = pino({ level: "silent" });
 
@@ -317,7 +317,7 @@ describe("serve with an HTTP upstream (server-everything in streamableHttp mode)
 describe("the serve command", { timeout: 60_000 }, () => {
   it("configs/dev.yaml serves (banner says how to check it); SIGTERM exits 0; a bad config exits 2 naming the key", async () => {
     const devDir = join(mkdtempSync(join(tmpdir(), "amcp-cli-")), "dev");
-    const child = spawn(process.execPath, [join(REPO, "dist/proxy/cli.js"), "serve", "--config", join(REPO, "configs/dev.yaml"), "--listen", "127.0.0.1:0", "--set", "metrics.listen=null", "--log-level", "warn"], {
+    const child = spawn(process.execPath, [CLI, "serve", "--config", join(REPO, "configs/dev.yaml"), "--listen", "127.0.0.1:0", "--set", "metrics.listen=null", "--log-level", "warn"], {
       cwd: REPO,
       env: { PATH: process.env.PATH ?? "", ATTESTABLE_MCP_ATTESTATION_DEV_DIR: devDir },
       stdio: ["ignore", "pipe", "pipe"],
@@ -347,13 +347,13 @@ describe("the serve command", { timeout: 60_000 }, () => {
     }
 
     // The enclave config outside an enclave: no /dev/attestation, no fallback to dev: exit 1.
-    const noSgx = spawn(process.execPath, [join(REPO, "dist/proxy/cli.js"), "serve", "--config", join(REPO, "configs/enclave.yaml"), "--listen", "127.0.0.1:0", "--set", "metrics.listen=null"], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    const noSgx = spawn(process.execPath, [CLI, "serve", "--config", join(REPO, "configs/enclave.yaml"), "--listen", "127.0.0.1:0", "--set", "metrics.listen=null"], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
     let noSgxErr = "";
     noSgx.stderr.on("data", (c) => (noSgxErr += c));
     assert.equal(await new Promise<number | null>((r) => noSgx.once("exit", (c) => r(c))), 1);
     assert.match(noSgxErr, /GRAMINE_UNAVAILABLE.*never used instead/);
 
-    const bad = spawn(process.execPath, [join(REPO, "dist/proxy/cli.js"), "serve", "--config", join(REPO, "configs/dev.yaml"), "--set", "upstream.maxSessions=lots"], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    const bad = spawn(process.execPath, [CLI, "serve", "--config", join(REPO, "configs/dev.yaml"), "--set", "upstream.maxSessions=lots"], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
     let badErr = "";
     bad.stderr.on("data", (c) => (badErr += c));
     const badCode = await new Promise<number | null>((r) => bad.once("exit", (c) => r(c)));

@@ -5,6 +5,10 @@ import { fileURLToPath } from "node:url";
 
 /** Repo root: tests run compiled from dist/test/<dir>/. */
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+/** The compiled tree these tests run from (dist/, or a private out dir while developing). */
+export const DIST = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+/** The CLI of the same build as the running test. */
+export const CLI = resolve(DIST, "proxy/cli.js");
 export const VECTORS = process.env.ATTESTABLE_MCP_VECTORS ?? resolve(REPO, "../shared/vectors");
 
 export interface ExpectedSgx {
