@@ -28,6 +28,11 @@ export type CheckName =
   | "binding.measurements"
   | "quote.legacy"
   | "quote.sdk"
+  | "freshness.response"
+  | "freshness.certificate"
+  | "freshness.claims"
+  | "freshness.report-data"
+  | "freshness.quote"
   | `policy.${string}`;
 
 export interface Check {

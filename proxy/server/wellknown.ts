@@ -74,7 +74,7 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
     const key = `${exporter ? "x" : "n"}:${Buffer.from(nonce).toString("hex")}`;
     const seen = cache.get(socket)?.get(key);
     if (seen) {
-      res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-store" });
+      res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(seen) });
       res.end(seen);
       return;
     }
@@ -100,7 +100,9 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
     if (!perSocket) cache.set(socket, (perSocket = new Map()));
     if (perSocket.size >= 16) perSocket.clear();
     perSocket.set(key, body);
-    res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-store" });
+    // A length, not chunks: the client connector reads this on the connection it then hands to
+    // its HTTP client, and must consume exactly the response.
+    res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(body) });
     res.end(body);
   };
 

@@ -1,0 +1,285 @@
+/**
+ * Freshness on a connection the client has just opened (DESIGN.md §4): a quote in a certificate
+ * proves nothing about time, and in-handshake evidence can be relayed. So, before the socket is
+ * handed to the HTTP client, the connector asks `/.well-known/attestation` on that same socket
+ * for evidence bound to a nonce of its own (mode nonce) and to this connection's TLS exporter
+ * (mode exporter), and checks it here.
+ *
+ * The exchange is a minimal HTTP/1.1 request written by hand, because the socket must come back
+ * exactly as clean as it went: the response must carry Content-Length (no chunks, no close) and
+ * be consumed to its last byte, and anything else is refused rather than guessed at.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import type { TLSSocket } from "node:tls";
+import { equalBytes, isAllZero, toHex } from "../evidence/bytes.js";
+import { decodeCbor } from "../evidence/cbor.js";
+import { pemBlocks } from "../evidence/pem.js";
+import { parseQuote } from "../evidence/quote.js";
+import { PUBKEY_HASH_SHA256 } from "../evidence/ratls.js";
+import { CheckList, type Check, type PlatformFields, type QuoteFields } from "../evidence/verdict.js";
+import { verifyQuote } from "../evidence/verify.js";
+import { parseCertificate } from "../evidence/x509.js";
+import { ATTESTATION_PATH, EXPORTER_LABEL } from "../server/wellknown.js";
+import type { FreshnessResult } from "./verdict.js";
+
+/** Largest evidence response accepted (a quote is at most a few KiB, a certificate about as much). */
+export const MAX_EVIDENCE_BYTES = 64 * 1024;
+const MAX_HEAD_BYTES = 16 * 1024;
+export const NONCE_BYTES = 32;
+
+export type FreshMode = "nonce" | "exporter";
+
+/** Why the HTTP exchange itself failed; becomes the detail of a failed `freshness.response`. */
+class ExchangeFailure extends Error {}
+
+export interface EvidenceResponse {
+  status: number;
+  body: Buffer;
+}
+
+/**
+ * Ask for fresh evidence on `socket` and read exactly one response. Rejects (ExchangeFailure, or
+ * the socket's own error) when the response is not something this reader can consume exactly.
+ */
+export function requestEvidence(socket: TLSSocket, hostHeader: string, mode: FreshMode, nonce: Uint8Array): Promise<EvidenceResponse> {
+  const hex = toHex(nonce);
+  const body = mode === "exporter" ? JSON.stringify({ nonce: hex }) : "";
+  const head =
+    mode === "exporter"
+      ? `POST ${ATTESTATION_PATH} HTTP/1.1\r\nHost: ${hostHeader}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`
+      : `GET ${ATTESTATION_PATH}?nonce=${hex} HTTP/1.1\r\nHost: ${hostHeader}\r\nAccept: application/json\r\n\r\n`;
+
+  return new Promise<EvidenceResponse>((resolve, reject) => {
+    let buf: Buffer = Buffer.alloc(0);
+    let status = 0;
+    let length = -1;
+    let done = false;
+    const finish = (err: Error | null, res?: EvidenceResponse): void => {
+      if (done) return;
+      done = true;
+      socket.off("readable", onReadable);
+      socket.off("error", onError);
+      socket.off("end", onEnd);
+      socket.off("close", onEnd);
+      if (err) reject(err);
+      else resolve(res!);
+    };
+    const onError = (e: Error): void => finish(e);
+    const onEnd = (): void => finish(new ExchangeFailure(`the server closed the connection ${status === 0 ? "before answering" : `after ${buf.length} of ${length} body bytes`}`));
+    const parseHead = (text: string): string | null => {
+      const lines = text.split("\r\n");
+      const m = /^HTTP\/1\.1 (\d{3}) /.exec(lines[0] + " ");
+      if (!m) return `not an HTTP/1.1 status line: ${JSON.stringify(lines[0]!.slice(0, 80))}`;
+      status = Number(m[1]);
+      const lengths: string[] = [];
+      for (const line of lines.slice(1)) {
+        const i = line.indexOf(":");
+        if (i <= 0) return `malformed header line ${JSON.stringify(line.slice(0, 80))}`;
+        const name = line.slice(0, i).trim().toLowerCase();
+        const value = line.slice(i + 1).trim();
+        if (name === "content-length") lengths.push(value);
+        else if (name === "transfer-encoding") return `Transfer-Encoding ${value}: the evidence must come with a Content-Length`;
+        else if (name === "connection" && /(^|,)\s*close\s*(,|$)/i.test(value)) return "Connection: close: the verified connection would be lost";
+      }
+      if (lengths.length !== 1 || !/^\d{1,9}$/.test(lengths[0]!)) return `exactly one numeric Content-Length is required, got ${lengths.length ? lengths.join(", ") : "none"}`;
+      length = Number(lengths[0]);
+      if (length > MAX_EVIDENCE_BYTES) return `Content-Length ${length} is over ${MAX_EVIDENCE_BYTES} bytes`;
+      return null;
+    };
+    // Paused-mode reads: no 'data' listener is ever attached, so the socket goes back to the
+    // HTTP client neither flowing nor holding bytes that belong to someone else.
+    const onReadable = (): void => {
+      let chunk: Buffer | null;
+      while (!done && (chunk = socket.read() as Buffer | null) !== null) {
+        buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+        if (length < 0) {
+          const end = buf.indexOf("\r\n\r\n");
+          if (end < 0) {
+            if (buf.length > MAX_HEAD_BYTES) finish(new ExchangeFailure(`response head over ${MAX_HEAD_BYTES} bytes`));
+            continue;
+          }
+          const why = parseHead(buf.subarray(0, end).toString("latin1"));
+          if (why) return finish(new ExchangeFailure(why));
+          buf = buf.subarray(end + 4);
+        }
+        if (buf.length > length) return finish(new ExchangeFailure(`${buf.length - length} bytes beyond the response's Content-Length ${length}`));
+        if (buf.length === length) return finish(null, { status, body: buf });
+      }
+    };
+    socket.on("readable", onReadable);
+    socket.once("error", onError);
+    socket.once("end", onEnd);
+    socket.once("close", onEnd);
+    socket.write(head + body);
+  });
+}
+
+/** What the fresh evidence must match: this connection and the certificate already appraised. */
+export interface FreshnessExpectation {
+  mode: FreshMode;
+  nonce: Uint8Array;
+  /** This connection's exporter as computed on the client's end (mode exporter). */
+  exporter: Uint8Array | null;
+  peerCertDer: Uint8Array;
+  /** The certificate's appraisal: its quote's identity, platform and root must recur. */
+  certQuote: QuoteFields | null;
+  certPlatform: PlatformFields | null;
+  certDev: boolean;
+  trustRoots: string[];
+  at?: Date;
+}
+
+export interface FreshnessOutcome {
+  checks: Check[];
+  result: FreshnessResult;
+}
+
+const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash("sha256").update(b).digest());
+
+function b64(v: unknown): Uint8Array | null {
+  if (typeof v !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0) return null;
+  return new Uint8Array(Buffer.from(v, "base64"));
+}
+
+/** The identity fields a fresh quote must share with the certificate's. */
+function identityDiff(a: QuoteFields, b: QuoteFields): string | null {
+  if (a.teeType !== "SGX" || b.teeType !== "SGX") return a.teeType === b.teeType ? null : `TEE ${a.teeType} vs ${b.teeType}`;
+  for (const k of ["mrenclave", "mrsigner", "isvProdId", "isvSvn", "debug"] as const) {
+    if (a[k] !== b[k]) return `${k} ${String(a[k])} (fresh) vs ${String(b[k])} (certificate)`;
+  }
+  return null;
+}
+
+/**
+ * Judge an evidence response body. Checks run in order and stop at the first failure (the later
+ * ones would only restate it); a failure names the check and what was seen.
+ */
+export async function checkFreshEvidence(res: EvidenceResponse, exp: FreshnessExpectation): Promise<FreshnessOutcome> {
+  const c = new CheckList();
+  const result = (ok: boolean, detail: string): FreshnessOutcome => ({
+    checks: c.checks,
+    result: { mode: exp.mode, ok, detail, nonce: toHex(exp.nonce), exporter: exp.exporter ? toHex(exp.exporter) : null },
+  });
+  const stop = (): FreshnessOutcome => result(false, `${c.failed!.check}: ${c.failed!.reason}`);
+
+  if (res.status !== 200) {
+    c.fail("freshness.response", `${ATTESTATION_PATH} answered ${res.status}: ${res.body.toString("utf8").slice(0, 200)}`);
+    return stop();
+  }
+  let doc: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(res.body.toString("utf8"));
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("not a JSON object");
+    doc = parsed as Record<string, unknown>;
+  } catch (e) {
+    c.fail("freshness.response", `the body is not a JSON object (${(e as Error).message})`);
+    return stop();
+  }
+  const quote = b64(doc.quote);
+  const claimsBytes = b64(doc.claims);
+  if (!quote || !claimsBytes || typeof doc.certificate !== "string") {
+    c.fail("freshness.response", "the body needs quote (base64), claims (base64) and certificate (PEM)");
+    return stop();
+  }
+  c.pass("freshness.response", `${exp.mode === "exporter" ? "POST" : "GET"} ${ATTESTATION_PATH}: ${res.body.length} bytes on this connection`);
+
+  let served: Uint8Array[] = [];
+  try {
+    served = pemBlocks(doc.certificate);
+  } catch {
+    // not PEM: reported below as a mismatch
+  }
+  if (served.length !== 1 || !equalBytes(served[0]!, exp.peerCertDer)) {
+    c.fail("freshness.certificate", served.length === 1 ? `the evidence is for certificate ${createHash("sha256").update(served[0]!).digest("hex")}, this connection's is ${createHash("sha256").update(exp.peerCertDer).digest("hex")}` : `the certificate field holds ${served.length} certificates`);
+    return stop();
+  }
+  c.pass("freshness.certificate", "the evidence names the certificate this connection was served");
+
+  let claims: Map<unknown, unknown>;
+  try {
+    const v = decodeCbor(claimsBytes);
+    if (!(v instanceof Map)) throw new Error("not a CBOR map");
+    claims = v;
+  } catch (e) {
+    c.fail("freshness.claims", `the claims do not decode: ${(e as Error).message}`);
+    return stop();
+  }
+  const spkiHash = sha256(parseCertificate(exp.peerCertDer).spki);
+  const ph = claims.get("pubkey-hash");
+  let claimed: unknown = null;
+  try {
+    claimed = ph instanceof Uint8Array ? decodeCbor(ph) : null;
+  } catch {
+    // a pubkey-hash that is not CBOR: a mismatch
+  }
+  const claimedHash = Array.isArray(claimed) && claimed.length === 2 && claimed[0] === PUBKEY_HASH_SHA256 && claimed[1] instanceof Uint8Array ? claimed[1] : null;
+  const nonce = claims.get("nonce");
+  const exporter = claims.get("tls-exporter");
+  if (!claimedHash || !equalBytes(claimedHash, spkiHash)) {
+    c.fail("freshness.claims", `pubkey-hash ${claimedHash ? toHex(claimedHash) : "(missing or malformed)"} is not SHA-256 of this connection's certificate key ${toHex(spkiHash)}`);
+    return stop();
+  }
+  if (!(nonce instanceof Uint8Array) || !equalBytes(nonce, exp.nonce)) {
+    c.fail("freshness.claims", `nonce ${nonce instanceof Uint8Array ? toHex(nonce) : "(missing)"} is not the one this client sent (${toHex(exp.nonce)}): replayed evidence`);
+    return stop();
+  }
+  if (exp.mode === "exporter" && (!(exporter instanceof Uint8Array) || !equalBytes(exporter, exp.exporter!))) {
+    c.fail("freshness.claims", `tls-exporter ${exporter instanceof Uint8Array ? toHex(exporter) : "(missing)"} is not this connection's (${toHex(exp.exporter!)}): the evidence was made for another TLS connection (relayed)`);
+    return stop();
+  }
+  c.pass("freshness.claims", `pubkey-hash of this certificate's key, this client's nonce${exp.mode === "exporter" ? ", and this connection's TLS exporter" : ""}`);
+
+  let rd: Uint8Array;
+  try {
+    rd = parseQuote(quote).body.reportData;
+  } catch (e) {
+    c.fail("freshness.quote", `the fresh quote does not parse: ${(e as Error).message}`);
+    return stop();
+  }
+  const want = sha256(claimsBytes);
+  if (!equalBytes(rd.subarray(0, 32), want) || !isAllZero(rd.subarray(32))) {
+    c.fail("freshness.report-data", `the fresh quote's report data ${toHex(rd)} is not SHA-256(claims) ${toHex(want)} ‖ 0³²`);
+    return stop();
+  }
+  c.pass("freshness.report-data", "fresh quote report data = SHA-256(claims) ‖ 0³²");
+
+  const v = await verifyQuote(quote, { trustRoots: exp.trustRoots, ...(exp.at ? { at: exp.at } : {}) });
+  if (!v.ok || !v.quote) {
+    c.fail("freshness.quote", `the fresh quote fails ${v.failed?.check}: ${v.failed?.reason}`);
+    return stop();
+  }
+  const diff = exp.certQuote === null ? "the certificate's quote has no fields to compare" : identityDiff(v.quote, exp.certQuote);
+  const platformDiff = JSON.stringify(v.platform) === JSON.stringify(exp.certPlatform) ? null : "the fresh quote comes from another platform (PCK certificate fields differ)";
+  const rootDiff = v.dev === exp.certDev ? null : `the fresh quote is anchored at ${v.dev ? "a non-Intel" : "Intel's"} root, the certificate's is not`;
+  const why = diff ?? platformDiff ?? rootDiff;
+  if (why) {
+    c.fail("freshness.quote", `the fresh quote verifies but is not the certificate's enclave: ${why}`);
+    return stop();
+  }
+  c.pass("freshness.quote", `the fresh quote verifies and carries the certificate quote's enclave identity (mrenclave ${v.quote.teeType === "SGX" ? v.quote.mrenclave : "?"})`);
+  return result(true, exp.mode === "exporter" ? "evidence bound to this TLS connection's exporter and a fresh nonce" : "evidence bound to a fresh nonce (not to this connection: relayable)");
+}
+
+/** A fresh nonce and, for mode exporter, the exporter value of `socket` under it. */
+export function freshInputs(socket: TLSSocket, mode: FreshMode): { nonce: Uint8Array; exporter: Uint8Array | null } {
+  const nonce = new Uint8Array(randomBytes(NONCE_BYTES));
+  const exporter = mode === "exporter" ? new Uint8Array(socket.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.from(nonce))) : null;
+  return { nonce, exporter };
+}
+
+/** Ask and judge, on one socket; a broken exchange is a failed `freshness.response`. */
+export async function freshness(socket: TLSSocket, hostHeader: string, mode: FreshMode, exp: Omit<FreshnessExpectation, "mode" | "nonce" | "exporter">): Promise<FreshnessOutcome> {
+  const { nonce, exporter } = freshInputs(socket, mode);
+  let res: EvidenceResponse;
+  try {
+    res = await requestEvidence(socket, hostHeader, mode, nonce);
+  } catch (e) {
+    if (!(e instanceof ExchangeFailure)) throw e;
+    const c = new CheckList();
+    c.fail("freshness.response", e.message);
+    return { checks: c.checks, result: { mode, ok: false, detail: `freshness.response: ${e.message}`, nonce: toHex(nonce), exporter: exporter ? toHex(exporter) : null } };
+  }
+  return checkFreshEvidence(res, { ...exp, mode, nonce, exporter });
+}
+
+export { ExchangeFailure };

@@ -1,0 +1,36 @@
+/** The verdict on one connection: the certificate's appraisal plus this connection's freshness. */
+import type { Appraisal } from "../evidence/appraise.js";
+import type { Check } from "../evidence/verdict.js";
+
+export interface FreshnessResult {
+  mode: "exporter" | "nonce" | "certificate";
+  ok: boolean;
+  detail: string;
+  /** The nonce this client sent (hex), or null (mode certificate, or nothing was asked). */
+  nonce: string | null;
+  /** This connection's TLS exporter value as computed on the client's end (hex; mode exporter). */
+  exporter: string | null;
+}
+
+export interface ConnectionVerdict extends Appraisal {
+  freshness: FreshnessResult;
+  /** SHA-256 of the peer certificate's DER, hex. */
+  fingerprint: string;
+  /** The certificate's appraisal came from the verdict cache (freshness never does). */
+  cached: boolean;
+}
+
+/** An appraisal with this connection's freshness checks appended; `ok` and `failed` count them. */
+export function connectionVerdict(a: Appraisal, freshness: FreshnessResult, extra: Check[], fingerprint: string, cached: boolean): ConnectionVerdict {
+  const checks = [...a.checks, ...extra];
+  const first = checks.find((k) => !k.ok);
+  return {
+    ...a,
+    checks,
+    ok: a.ok && first === undefined && freshness.ok,
+    failed: first ? { check: first.check, reason: first.detail } : a.failed,
+    freshness,
+    fingerprint,
+    cached,
+  };
+}

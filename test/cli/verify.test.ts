@@ -1,0 +1,123 @@
+/** `attestable-mcp verify` spawned against serve (dev provider): exit codes, output, the policy's errors. */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { stringify } from "yaml";
+import { EVERYTHING } from "../support/everything.js";
+import { freePort, within } from "../support/upstream.js";
+import { CLI, REPO } from "../support/vectors.js";
+import { loadPolicy } from "../../proxy/evidence/policy.js";
+import { policyDoc, startDevServe, type Served } from "../client/harness.js";
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return within(
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => (stdout += d));
+      child.stderr.on("data", (d) => (stderr += d));
+      child.once("error", reject);
+      child.once("exit", (code) => resolve({ code, stdout, stderr }));
+    }),
+    30_000,
+    `attestable-mcp ${args.join(" ")}`,
+  );
+}
+
+describe("attestable-mcp verify", { timeout: 90_000 }, () => {
+  let s: Served | undefined;
+  let n = 0;
+  const policyFile = (doc: Record<string, unknown>): string => {
+    const p = join(s!.dir, `policy-${n++}.yaml`);
+    writeFileSync(p, stringify(doc));
+    return p;
+  };
+  before(async () => {
+    s = await startDevServe(`upstream: { command: ["${process.execPath}", "${EVERYTHING}", "stdio"] }\n`);
+  });
+  after(() => s?.close());
+
+  it("exits 0 with a policy the server satisfies; the report names the binding and the freshness", async () => {
+    const r = await run(["verify", `${s!.base}/mcp`, "--policy", policyFile(policyDoc(s!))]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /freshness\s+exporter: evidence bound to this TLS connection's exporter/);
+    assert.match(r.stdout, /binding\s+ok: the quote binds this certificate's key/);
+    assert.match(r.stdout, /ok\s+freshness\.quote/);
+    assert.match(r.stdout, new RegExp(`mrenclave\\s+${s!.mrenclave}`));
+    assert.match(r.stdout, /Verdict: TRUSTED/);
+  });
+
+  it("--json: inspect's verdict plus binding, freshness, policy and collateral", async () => {
+    const file = policyFile(policyDoc(s!, { freshness: "nonce" }));
+    const r = await run(["verify", s!.base, "--policy", file, "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const v = JSON.parse(r.stdout) as Record<string, unknown> & { quote: { mrenclave: string }; binding: { ok: boolean }; freshness: { mode: string; ok: boolean }; checks: { check: string }[] };
+    assert.equal(v.ok, true);
+    assert.equal(v.quote.mrenclave, s!.mrenclave);
+    assert.equal(v.binding.ok, true);
+    assert.deepEqual([v.freshness.mode, v.freshness.ok], ["nonce", true]);
+    assert.equal(v.policy, file);
+    assert.equal(v.collateral, null);
+    assert.equal(v.fingerprint, s!.running.identity.current.fingerprint);
+    for (const k of ["checks", "failed", "tcb", "platform", "dev", "at", "certificate"]) assert.ok(k in v, k);
+    assert.ok(v.checks.some((c) => c.check === "policy.measurement"));
+  });
+
+  it("exits 1 with a policy the server does not satisfy, naming the check", async () => {
+    const r = await run(["verify", s!.base, "--policy", policyFile(policyDoc(s!, { measurements: [{ mrenclave: "cd".repeat(32) }] }))]);
+    assert.equal(r.code, 1, r.stderr + r.stdout);
+    assert.match(r.stdout, /Verdict: REJECTED at policy\.measurement: mrenclave [0-9a-f]{64}/);
+    const j = await run(["verify", s!.base, "--policy", policyFile(policyDoc(s!, { allowDebug: false })), "--json"]);
+    assert.equal(j.code, 1);
+    assert.equal((JSON.parse(j.stdout) as { failed: { check: string } }).failed.check, "policy.debug");
+  });
+
+  it("configs/policy.dev.yaml: rejected at policy.measurement showing the served MRENCLAVE; with it filled in, trusted", async () => {
+    // The repo layout the file assumes: configs/ beside .attestable-mcp/dev/root.pem.
+    const root = join(s!.dir, "checkout");
+    mkdirSync(join(root, "configs"), { recursive: true });
+    mkdirSync(join(root, ".attestable-mcp/dev"), { recursive: true });
+    copyFileSync(s!.rootPath, join(root, ".attestable-mcp/dev/root.pem"));
+    const file = join(root, "configs/policy.dev.yaml");
+    copyFileSync(join(REPO, "configs/policy.dev.yaml"), file);
+    const first = await run(["verify", `${s!.base}/mcp`, "--policy", file]);
+    assert.equal(first.code, 1, first.stderr);
+    assert.match(first.stdout, new RegExp(`REJECTED at policy\\.measurement: mrenclave ${s!.mrenclave}`));
+    writeFileSync(file, readFileSync(file, "utf8").replace(/mrenclave: "0{64}"/, `mrenclave: "${s!.mrenclave}"`));
+    const second = await run(["verify", `${s!.base}/mcp`, "--policy", file]);
+    assert.equal(second.code, 0, second.stdout + second.stderr);
+  });
+
+  it("configs/policy.example.yaml is a valid policy that trusts Intel only and no real enclave", async () => {
+    const p = await loadPolicy(join(REPO, "configs/policy.example.yaml"));
+    assert.equal(p.trustIntel, true);
+    assert.deepEqual(p.trustRoots, []);
+    assert.equal(p.allowDebug, false);
+    assert.equal(p.tcb.require, true);
+    assert.equal(p.freshness, "exporter");
+    assert.ok(Array.isArray(p.measurements) && p.measurements.every((m) => /^0{64}$/.test(m.mrenclave ?? m.mrsigner ?? "")));
+  });
+
+  it("exits 2 for an unknown policy key (named), a missing --policy, and a connection refused", async () => {
+    const bad = await run(["verify", s!.base, "--policy", policyFile({ ...policyDoc(s!), allowDebugg: true })]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /POLICY_INVALID: .*policy-\d+\.yaml: allowDebugg: unknown key/);
+    assert.equal(bad.stdout, "");
+
+    const none = await run(["verify", s!.base]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /--policy FILE: there is no default trust/);
+
+    const port = await freePort();
+    const refused = await run(["verify", `https://127.0.0.1:${port}/mcp`, "--policy", policyFile(policyDoc(s!))]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /ECONNREFUSED/);
+
+    const plain = await run(["verify", `http://127.0.0.1:${port}/mcp`, "--policy", policyFile(policyDoc(s!))]);
+    assert.equal(plain.code, 2);
+    assert.match(plain.stderr, /INSECURE_URL/);
+  });
+});
