@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import { parse as parseYaml, parseDocument } from "yaml";
 import { EvidenceError } from "./evidence/errors.js";
+import type { Policy } from "./evidence/policy.js";
 
 export class ConfigError extends EvidenceError {
   constructor(
@@ -48,6 +49,12 @@ export interface Config {
   metrics: { listen: { host: string; port: number } | null };
   log: { level: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent" };
   shutdown: { drainMs: number };
+  /** Processes serving the one port (node:cluster); 1 = a single process, no primary. */
+  workers: number;
+  /** Client-side bounds on the attested port, before anything is routed. */
+  limits: { handshakeTimeoutMs: number; headersTimeoutMs: number; maxHeaderSize: number };
+  /** Mutual attestation; `policy` is loaded by loadConfig (null when mode is off). */
+  clientAttestation: { mode: "off" | "optional" | "required"; policyFile: string | null; policySource: string; policy: Policy | null };
 }
 
 /** Every key a config may hold, with its default. `undefined` marks keys with no default. */
@@ -74,6 +81,12 @@ const DEFAULTS = {
   "metrics.listen": "127.0.0.1:9464",
   "log.level": "info",
   "shutdown.drain": "10s",
+  workers: 1,
+  "limits.handshakeTimeout": "30s",
+  "limits.headersTimeout": "30s",
+  "limits.maxHeaderSize": "16KiB",
+  "clientAttestation.mode": "off",
+  "clientAttestation.policy": null,
 } as const satisfies Record<string, unknown>;
 
 type Key = keyof typeof DEFAULTS;
@@ -124,6 +137,13 @@ function size(key: string, v: unknown, source: string): number {
   if (!m) fail(key, source, `expected a size such as 4194304 or "4MiB", got ${JSON.stringify(v)}`);
   const n = Number(m[1]) * SIZES[m[2]!]!;
   if (!(n > 0)) fail(key, source, "size must be positive");
+  return n;
+}
+
+/** Node's HTTP parser takes any positive size; below 1 KiB no real request fits, above 1 MiB is no limit. */
+function headerSize(v: unknown, source: string): number {
+  const n = size("limits.maxHeaderSize", v, source);
+  if (n < 1024 || n > 1024 ** 2) fail("limits.maxHeaderSize", source, `expected 1KiB..1MiB, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -199,6 +219,29 @@ function upstreamOf(raw: Raw, get: (k: Key) => unknown, src: (k: Key) => string)
   return { kind: "http", host, port: Number(parsed.port || 80), url: u };
 }
 
+function clientAttestationOf(raw: Raw, get: (k: Key) => unknown, src: (k: Key) => string): Config["clientAttestation"] {
+  const mode = oneOf("clientAttestation.mode", get("clientAttestation.mode"), src("clientAttestation.mode"), ["off", "optional", "required"] as const);
+  const file = get("clientAttestation.policy");
+  const policyFile = file === null ? null : str("clientAttestation.policy", file, src("clientAttestation.policy"));
+  if (mode !== "off" && policyFile === null) fail("clientAttestation.policy", src("clientAttestation.policy"), `required when clientAttestation.mode is ${mode}: the policy client certificates are judged by`);
+  // A policy with the mode left at its default looks like client attestation but would be none.
+  if (mode === "off" && policyFile !== null && !raw.has("clientAttestation.mode")) {
+    fail("clientAttestation.mode", src("clientAttestation.policy"), "a client policy is set but the mode defaults to off: set optional or required (or off explicitly)");
+  }
+  return { mode, policyFile, policySource: src("clientAttestation.policy"), policy: null };
+}
+
+function workersOf(up: Upstream, provider: string, v: unknown, source: string): number {
+  const n = int("workers", v, source, 1, 64);
+  // node:cluster hands sockets to workers over IPC (SCM_RIGHTS), which Gramine does not
+  // implement (gramineproject/gramine#468): inside an enclave, scale out by replicas instead.
+  if (n > 1 && provider === "gramine") fail("workers", source, "must be 1 with attestation.provider: gramine: workers receive connections by file-descriptor passing, which Gramine does not support; run more replicas (configs/k8s) instead");
+  // Connections are spread over workers, not sessions: a client's next connection may reach a
+  // worker that has never seen its Mcp-Session-Id.
+  if (n > 1 && up.kind === "stdio") fail("workers", source, "must be 1 with upstream.command: stdio MCP sessions live in one process and a client's connections may reach any worker");
+  return n;
+}
+
 /** Build and validate the typed Config from raw layered values. */
 export function buildConfig(raw: Raw, source: string): Config {
   const get = (k: Key): unknown => (raw.has(k) ? raw.get(k)!.value : DEFAULTS[k]);
@@ -244,6 +287,13 @@ export function buildConfig(raw: Raw, source: string): Config {
     metrics: { listen: metricsListen === null ? null : hostPort("metrics.listen", metricsListen, src("metrics.listen")) },
     log: { level: oneOf("log.level", get("log.level"), src("log.level"), ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const) },
     shutdown: { drainMs: duration("shutdown.drain", get("shutdown.drain"), src("shutdown.drain")) },
+    workers: workersOf(up, attestation.provider, get("workers"), src("workers")),
+    limits: {
+      handshakeTimeoutMs: duration("limits.handshakeTimeout", get("limits.handshakeTimeout"), src("limits.handshakeTimeout")),
+      headersTimeoutMs: duration("limits.headersTimeout", get("limits.headersTimeout"), src("limits.headersTimeout")),
+      maxHeaderSize: headerSize(get("limits.maxHeaderSize"), src("limits.maxHeaderSize")),
+    },
+    clientAttestation: clientAttestationOf(raw, get, src),
   };
 }
 
@@ -292,7 +342,14 @@ export async function loadConfig(inputs: ConfigInputs): Promise<Config> {
     if (!(KEYS as string[]).includes(key)) throw new ConfigError(key, `flag --set ${key}`, "unknown key");
     raw.set(key as Key, { value: scalar(value, key, `flag --set ${key}`), source: `flag --set ${key}` });
   }
-  return buildConfig(raw, file ?? "(no file)");
+  const config = buildConfig(raw, file ?? "(no file)");
+  const ca = config.clientAttestation;
+  if (ca.mode !== "off" && ca.policyFile !== null) {
+    // Imported here: the policy module builds on this one's parsers.
+    const { loadClientPolicy } = await import("./server/client-attestation.js");
+    ca.policy = await loadClientPolicy(ca.policyFile, ca.policySource);
+  }
+  return config;
 }
 
 export const CONFIG_KEYS: readonly string[] = KEYS;

@@ -78,20 +78,25 @@ const CONNECT_ERRORS = new Set([
 
 type Headers = string[]; // flat [name, value, name, value, …], the shape of rawHeaders
 
-function connectionTokens(raw: readonly string[]): Set<string> {
-  const tokens = new Set<string>();
+const NONE: ReadonlySet<string> = new Set();
+
+function connectionTokens(raw: readonly string[]): ReadonlySet<string> {
+  let tokens: Set<string> | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     if (raw[i]!.toLowerCase() !== "connection") continue;
     for (const t of raw[i + 1]!.split(",")) {
       const v = t.trim().toLowerCase();
-      if (v) tokens.add(v);
+      if (v) (tokens ??= new Set()).add(v);
     }
   }
-  return tokens;
+  return tokens ?? NONE;
 }
 
+/** Client errors surface through the response's 'close'; one shared listener, not one per request. */
+const ignore = (): void => {};
+
 /** Response headers without hop-by-hop ones (keeps duplicates such as Set-Cookie, and their case). */
-function endToEnd(raw: readonly string[], keep: ReadonlySet<string> = new Set()): Headers {
+function endToEnd(raw: readonly string[], keep: ReadonlySet<string> = NONE): Headers {
   const named = connectionTokens(raw);
   const out: Headers = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -156,7 +161,10 @@ export function createForwarder(opts: ForwardOptions): Forwarder {
   const idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const describe = target.kind === "http" ? `http://${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}` : `unix:${target.path}`;
   const defaultHost = target.kind === "http" ? `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}` : "localhost";
-  const agent = new http.Agent({ keepAlive: true, scheduling: "lifo" });
+  // lifo: under light load the most recently used sockets stay warm and the rest time out.
+  // noDelay on every upstream socket once, at creation (SSE events must not wait for Nagle),
+  // rather than a setNoDelay per request that defers through a 'socket' listener.
+  const agent = new http.Agent({ keepAlive: true, scheduling: "lifo", noDelay: true });
   const endpoint: http.RequestOptions = target.kind === "http" ? { host: target.host, port: target.port } : { socketPath: target.path };
   /** Everything close() must tear down. */
   const open = new Set<() => void>();
@@ -204,8 +212,8 @@ export function createForwarder(opts: ForwardOptions): Forwarder {
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const t0 = performance.now();
     const method = req.method ?? "GET";
-    const path = (req.url ?? "/").split("?", 1)[0];
-    req.on("error", () => {}); // client aborts surface through res 'close'
+    const pathOf = (): string | undefined => (req.url ?? "/").split("?", 1)[0];
+    req.on("error", ignore);
     if (closed) {
       req.resume();
       sendError(res, 503, "proxy is shutting down", true);
@@ -216,7 +224,7 @@ export function createForwarder(opts: ForwardOptions): Forwarder {
       // Answered before the upstream is contacted; the connection closes after the answer.
       req.resume();
       sendError(res, 413, `request body of ${declared} bytes exceeds the limit of ${bodyLimit} bytes`, true);
-      log.debug({ method, path, status: 413, ms: Math.round(performance.now() - t0), outcome: "body-limit" }, "forward");
+      log.debug({ method, path: pathOf(), status: 413, ms: Math.round(performance.now() - t0), outcome: "body-limit" }, "forward");
       return;
     }
     const hasBody = req.headers["transfer-encoding"] !== undefined || (declared ?? 0) > 0;
@@ -288,8 +296,11 @@ export function createForwarder(opts: ForwardOptions): Forwarder {
         tearDownUpstream();
       }
       if (sse) hooks.streamClosed("sse");
-      const line = { method, path, status: res.headersSent ? res.statusCode : undefined, ms: Math.round(performance.now() - t0), bytesIn, bytesOut, outcome, ...(sse ? { sse } : {}) };
-      if (outcome === "connect" || outcome === "timeout" || outcome === "reset") log.warn(line, "forward failed");
+      const failed = outcome === "connect" || outcome === "timeout" || outcome === "reset";
+      // The line is built only when it will be written: this runs once per request.
+      if (!log.isLevelEnabled(failed ? "warn" : "debug")) return;
+      const line = { method, path: pathOf(), status: res.headersSent ? res.statusCode : undefined, ms: Math.round(performance.now() - t0), bytesIn, bytesOut, outcome, ...(sse ? { sse } : {}) };
+      if (failed) log.warn(line, "forward failed");
       else log.debug(line, "forward");
     });
 
@@ -376,7 +387,6 @@ export function createForwarder(opts: ForwardOptions): Forwarder {
         return;
       }
       upReq = r;
-      r.setNoDelay(true);
       r.on("response", onResponse);
       r.on("drain", () => req.resume());
       r.on("error", (err) => {

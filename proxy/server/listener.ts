@@ -10,14 +10,17 @@ import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
-import type { AttestationProvider } from "../attest/provider.js";
+import { AttestationError, type AttestationProvider } from "../attest/provider.js";
+import { equalBytes } from "../evidence/bytes.js";
+import { parseQuote } from "../evidence/quote.js";
 import { Identity } from "../attest/identity.js";
 import type { Config } from "../config.js";
+import { createClientGate, loadClientPolicy } from "./client-attestation.js";
 import { createForwarder, type Forwarder } from "./forward.js";
 import { createHealth, upstreamProbe } from "./health.js";
 import { sendJsonRpcError } from "./jsonrpc-error.js";
-import { createMetrics, startMetricsServer, type Metrics } from "./metrics.js";
-import { createStdioUpstream, type StdioUpstream } from "./stdio.js";
+import { createMetrics, requestAccounting, startMetricsServer, type Metrics } from "./metrics.js";
+import type { StdioUpstream } from "./stdio.js";
 import { ATTESTATION_PATH, createAttestationEndpoint } from "./wellknown.js";
 
 export interface RunningServer {
@@ -31,6 +34,22 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * A quote that does not parse or does not carry the report data asked for would put a certificate
+ * (or a nonce answer) without evidence on the wire: refuse it here, whatever the provider, so that
+ * start-up fails and a rotation keeps the current certificate.
+ */
+function bound(quote: Uint8Array, reportData: Uint8Array): Uint8Array {
+  let carried: Uint8Array;
+  try {
+    carried = parseQuote(quote).body.reportData;
+  } catch (e) {
+    throw new AttestationError("QUOTE_UNBOUND", `the attestation provider returned no usable quote: ${(e as Error).message}`);
+  }
+  if (!equalBytes(carried, reportData)) throw new AttestationError("QUOTE_UNBOUND", "the attestation provider returned a quote over other report data");
+  return quote;
+}
+
 /** Count quotes and their latency by purpose without the provider knowing about metrics. */
 function instrumented(p: AttestationProvider, metrics: Metrics, purpose: string): AttestationProvider {
   return {
@@ -39,7 +58,7 @@ function instrumented(p: AttestationProvider, metrics: Metrics, purpose: string)
     quote: async (rd) => {
       const end = metrics.quoteSeconds.startTimer();
       try {
-        return await p.quote(rd);
+        return bound(await p.quote(rd), rd);
       } finally {
         end();
         metrics.quotes.inc({ purpose });
@@ -50,6 +69,18 @@ function instrumented(p: AttestationProvider, metrics: Metrics, purpose: string)
 
 export async function startServer(config: Config, provider: AttestationProvider, log: Logger): Promise<RunningServer> {
   const metrics = createMetrics();
+  const ca = config.clientAttestation;
+  const gate =
+    ca.mode === "off"
+      ? null
+      : createClientGate({
+          mode: ca.mode,
+          // loadConfig has loaded it; a Config built by other means is vetted the same way here.
+          policy: ca.policy ?? (await loadClientPolicy(ca.policyFile ?? "", ca.policySource)),
+          log: log.child({ component: "client-attestation" }),
+          onFailure: (check) => metrics.clientAttestationFailures.inc({ check }),
+        });
+
   const identity = await Identity.start({
     provider: instrumented(provider, metrics, "certificate"),
     keyType: config.certificate.keyType,
@@ -61,12 +92,15 @@ export async function startServer(config: Config, provider: AttestationProvider,
   let forwarder: Forwarder | null = null;
   let stdio: StdioUpstream | null = null;
   if (up.kind === "stdio") {
+    // Loaded only here: the MCP SDK behind it is about 20 MB of resident heap an HTTP upstream never uses.
+    const { createStdioUpstream } = await import("./stdio.js");
     stdio = createStdioUpstream({
       command: up.command,
       env: up.env,
       ...(up.cwd ? { cwd: up.cwd } : {}),
       maxSessions: up.maxSessions,
       sessionIdleMs: up.sessionIdleMs,
+      requestIdleMs: up.idleTimeoutMs,
       bodyLimit: up.bodyLimit,
       log: log.child({ component: "stdio" }),
       hooks: metrics.hooks,
@@ -80,6 +114,7 @@ export async function startServer(config: Config, provider: AttestationProvider,
       idleTimeoutMs: up.idleTimeoutMs,
       log: log.child({ component: "forward" }),
       hooks: metrics.hooks,
+      ...(gate ? { attestedHeaders: (req: IncomingMessage) => gate.headers(req) } : {}),
     });
   }
 
@@ -98,36 +133,33 @@ export async function startServer(config: Config, provider: AttestationProvider,
     if (!stdio!.handle(req, res)) sendJsonRpcError(res, 404, `no MCP endpoint at ${path}: use /mcp (Streamable HTTP) or /sse (legacy)`);
   };
 
+  const accounting = requestAccounting(metrics, log);
   const server = createHttpsServer(
     {
       ...identity.secureContextOptions(),
+      ...gate?.tlsOptions,
       minVersion: config.tls.minVersion,
       // Streams (SSE) may live for hours: no total-request cap; idle limits are the upstream's.
       requestTimeout: 0,
-      headersTimeout: 30_000,
+      // Slow and hostile clients: a handshake or a request head trickled in holds a socket only this long.
+      handshakeTimeout: config.limits.handshakeTimeoutMs,
+      headersTimeout: config.limits.headersTimeoutMs,
+      maxHeaderSize: config.limits.maxHeaderSize,
+      // Node checks header deadlines on this interval (default 30 s), which would stretch a short bound.
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, config.limits.headersTimeoutMs / 4)),
       keepAliveTimeout: 5_000,
+      // Time to response headers (for SSE the stream's life would say nothing) is taken here.
+      ServerResponse: accounting.ServerResponse,
     },
     (req, res) => {
-      const t0 = performance.now();
-      const method = req.method ?? "?";
-      // Time to response headers (for SSE the stream's life would say nothing): Node sends
-      // implicit headers through writeHead too, so this sees every response once.
-      const writeHead = res.writeHead;
-      res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
-        res.writeHead = writeHead;
-        metrics.duration.observe({ method }, (performance.now() - t0) / 1000);
-        return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
-      } as typeof res.writeHead;
-      res.once("close", () => {
-        metrics.requests.inc({ method, status: String(res.statusCode) });
-        // No bodies, no query strings (nonces), no headers: method, path, status and time.
-        log.info({ method, path: (req.url ?? "/").split("?", 1)[0], status: res.statusCode, ms: Math.round(performance.now() - t0) }, "request");
-      });
-      route(req, res);
+      accounting.onRequest(req, res);
+      // Nothing is routed, not even /.well-known, before the client's verdict is in.
+      if (gate) gate.hold(req, res, () => route(req, res));
+      else route(req, res);
     },
   );
   identity.on("rotated", (id) => {
-    server.setSecureContext({ ...identity.secureContextOptions(), minVersion: config.tls.minVersion });
+    server.setSecureContext({ ...identity.secureContextOptions(), ...gate?.tlsOptions, minVersion: config.tls.minVersion });
     metrics.rotations.inc({ result: "ok" });
     metrics.certificateExpiry.set(id.notAfter.getTime() / 1000);
     log.info({ sha256: id.fingerprint, notAfter: id.notAfter.toISOString() }, "certificate rotated");
@@ -138,6 +170,8 @@ export async function startServer(config: Config, provider: AttestationProvider,
   });
   identity.on("expired", () => log.error("the served certificate has expired and could not be renewed"));
 
+  // First, so the appraisal is under way before HTTP parsing is attached to the socket.
+  if (gate) server.prependListener("secureConnection", (socket: TLSSocket) => gate.connection(socket));
   server.on("secureConnection", (socket: TLSSocket) => {
     metrics.handshakes.inc({ result: "ok" });
     metrics.connections.inc();
@@ -149,8 +183,12 @@ export async function startServer(config: Config, provider: AttestationProvider,
   });
   server.on("upgrade", (req, socket, head) => {
     const path = (req.url ?? "/").split("?", 1)[0];
-    if (forwarder && path !== ATTESTATION_PATH && path !== "/healthz") forwarder.upgrade(req, socket, head);
-    else socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    const go = (): void => {
+      if (forwarder && path !== ATTESTATION_PATH && path !== "/healthz") forwarder.upgrade(req, socket, head);
+      else socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    };
+    if (gate) gate.holdUpgrade(req, socket, go);
+    else go();
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -169,7 +207,12 @@ export async function startServer(config: Config, provider: AttestationProvider,
       identity.stop();
       const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
+      // A kept-alive connection whose exchange finishes during the drain turns idle and would hold
+      // the close (and the exit) until keepAliveTimeout or the bound: close those as they appear.
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      sweep.unref();
       const drained = await Promise.race([closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), config.shutdown.drainMs).unref())]);
+      clearInterval(sweep);
       if (!drained) {
         log.warn({ drainMs: config.shutdown.drainMs }, "drain bound reached: closing the remaining connections");
         server.closeAllConnections();

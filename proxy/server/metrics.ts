@@ -3,7 +3,8 @@
  * so that scraping never shares the attested port. Incrementing is cheap and synchronous; the
  * registry is only serialised when /metrics is scraped.
  */
-import { createServer, type Server } from "node:http";
+import { createServer, ServerResponse, type IncomingMessage, type Server } from "node:http";
+import type { Logger } from "pino";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ProxyHooks } from "./hooks.js";
 
@@ -19,6 +20,7 @@ export interface Metrics {
   quoteSeconds: Histogram;
   certificateExpiry: Gauge;
   rotations: Counter<"result">;
+  clientAttestationFailures: Counter<"check">;
   hooks: ProxyHooks;
 }
 
@@ -41,8 +43,15 @@ export function createMetrics(): Metrics {
     handshakes: new Counter({ name: "attestable_mcp_tls_handshakes_total", help: "TLS handshakes by result", labelNames: ["result"] as const, registers: [registry] }),
     quotes: new Counter({ name: "attestable_mcp_quotes_total", help: "Quotes produced, by purpose", labelNames: ["purpose"] as const, registers: [registry] }),
     quoteSeconds: new Histogram({ name: "attestable_mcp_quote_duration_seconds", help: "Quote generation latency", buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2], registers: [registry] }),
-    certificateExpiry: new Gauge({ name: "attestable_mcp_certificate_expiry_timestamp_seconds", help: "notAfter of the served certificate", registers: [registry] }),
+    // With workers each process serves its own certificate; aggregated, the soonest expiry is the one to alert on.
+    certificateExpiry: new Gauge({ name: "attestable_mcp_certificate_expiry_timestamp_seconds", help: "notAfter of the served certificate", aggregator: "min", registers: [registry] }),
     rotations: new Counter({ name: "attestable_mcp_certificate_rotations_total", help: "Certificate re-mints by result", labelNames: ["result"] as const, registers: [registry] }),
+    clientAttestationFailures: new Counter({
+      name: "attestable_mcp_client_attestation_failures_total",
+      help: "Client connections refused or admitted unattested, by failed check (absent: no certificate, required mode)",
+      labelNames: ["check"] as const,
+      registers: [registry],
+    }),
   };
   const hooks: ProxyHooks = {
     upstreamError: (kind) => m.upstreamErrors.inc({ kind }),
@@ -52,12 +61,80 @@ export function createMetrics(): Metrics {
   return { ...m, hooks };
 }
 
+type Observe = (seconds: number) => void;
+type Inc = () => void;
+
+/**
+ * Per-request accounting for the listener: time to response headers by method, requests by
+ * method and status on close, and one log line per request.
+ *
+ * The time to headers is taken in a ServerResponse subclass handed to the server, not by
+ * patching `res.writeHead` on each response: an own property added per instance gives every
+ * response a different hidden class from the one Node's http internals were optimised for, and
+ * their property loads go megamorphic. prom-client hashes the label object on every inc/observe;
+ * the bound children are kept per label value (methods and status codes are a small closed set:
+ * Node's parser accepts only known methods).
+ */
+export function requestAccounting(metrics: Metrics, log: Logger): {
+  ServerResponse: typeof ServerResponse<IncomingMessage>;
+  onRequest(req: IncomingMessage, res: ServerResponse): void;
+} {
+  const durations = new Map<string, Observe>();
+  const counts = new Map<string, Inc>();
+  const durationOf = (method: string): Observe => {
+    let f = durations.get(method);
+    if (!f) {
+      const child = metrics.duration.labels(method);
+      durations.set(method, (f = (seconds) => child.observe(seconds)));
+    }
+    return f;
+  };
+  const countOf = (method: string, status: number): Inc => {
+    const key = `${method} ${status}`;
+    let f = counts.get(key);
+    if (!f) {
+      const child = metrics.requests.labels(method, String(status));
+      counts.set(key, (f = () => child.inc()));
+    }
+    return f;
+  };
+
+  class TimedResponse extends ServerResponse<IncomingMessage> {
+    /** performance.now() when the request arrived; NaN once the header time was recorded. */
+    t0 = performance.now();
+    // Node sends implicit headers through writeHead too, so this sees every response once.
+    override writeHead(statusCode: number, ...rest: unknown[]): this {
+      if (this.t0 === this.t0) {
+        durationOf(this.req.method ?? "?")((performance.now() - this.t0) / 1000);
+        this.t0 = NaN;
+      }
+      return (super.writeHead as (code: number, ...a: unknown[]) => this)(statusCode, ...rest);
+    }
+  }
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const t0 = performance.now();
+    res.once("close", () => {
+      const method = req.method ?? "?";
+      countOf(method, res.statusCode)();
+      // No bodies, no query strings (nonces), no headers: method, path, status and time.
+      if (log.isLevelEnabled("info")) log.info({ method, path: (req.url ?? "/").split("?", 1)[0], status: res.statusCode, ms: Math.round(performance.now() - t0) }, "request");
+    });
+  };
+  return { ServerResponse: TimedResponse as typeof ServerResponse<IncomingMessage>, onRequest };
+}
+
 export function startMetricsServer(metrics: Metrics, host: string, port: number): Promise<Server> {
+  return startMetricsEndpoint({ text: () => metrics.registry.metrics(), contentType: metrics.registry.contentType }, host, port);
+}
+
+/** The metrics listener over any source of exposition text (one registry, or the cluster's aggregate). */
+export function startMetricsEndpoint(source: { text(): Promise<string>; contentType: string }, host: string, port: number): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.method === "GET" && (req.url === "/metrics" || req.url?.startsWith("/metrics?"))) {
-      metrics.registry.metrics().then(
+      source.text().then(
         (text) => {
-          res.writeHead(200, { "Content-Type": metrics.registry.contentType });
+          res.writeHead(200, { "Content-Type": source.contentType });
           res.end(text);
         },
         () => {

@@ -32,6 +32,12 @@ export interface StdioOptions {
   maxSessions?: number;
   /** A session without any request, relayed message or request awaiting its answer for this long ends (child killed); default 30 min. */
   sessionIdleMs?: number;
+  /**
+   * A child that sends nothing (no answer, no progress, no message at all) for this long while a
+   * request waits is taken as hung: its session ends, waiting requests are answered with an error
+   * and the child is killed; default 5 min (upstream.idleTimeout).
+   */
+  requestIdleMs?: number;
   /** Request body limit in bytes; default 4 MiB → 413 with a JSON-RPC error body. */
   bodyLimit?: number;
   log: Logger;
@@ -48,6 +54,7 @@ export interface StdioUpstream {
 
 const DEFAULT_MAX_SESSIONS = 32;
 const DEFAULT_IDLE_MS = 30 * 60_000;
+const DEFAULT_REQUEST_IDLE_MS = 5 * 60_000;
 const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 /** SIGTERM → SIGKILL. */
 const KILL_GRACE_MS = 2_000;
@@ -60,7 +67,7 @@ const LEGACY_SSE_KEEPALIVE_MS = 15_000;
 /** Error code for requests that were pending when the child went away (SDK: ConnectionClosed). */
 const CHILD_GONE_CODE = -32000;
 
-type EndReason = "delete" | "idle" | "child-exit" | "stream-closed" | "shutdown" | "not-initialized" | "transport-error";
+type EndReason = "delete" | "idle" | "unresponsive" | "child-exit" | "stream-closed" | "shutdown" | "not-initialized" | "transport-error";
 
 /** The HTTP side of a session: where messages from the child go. */
 interface Downstream {
@@ -227,6 +234,7 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
   if (executable === undefined || executable === "") throw new Error("stdio upstream: command must not be empty");
   const maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
   const idleMs = opts.sessionIdleMs ?? DEFAULT_IDLE_MS;
+  const requestIdleMs = opts.requestIdleMs ?? DEFAULT_REQUEST_IDLE_MS;
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const hooks = opts.hooks ?? noHooks;
   const log = opts.log;
@@ -257,6 +265,12 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
     /** Open POST exchanges (Streamable HTTP): a client waiting on a request is not idle. */
     busy = 0;
     private lastActivity = Date.now();
+    /** Since when a request has been waiting with nothing from the child, and the timer that judges it. */
+    private lastFromChild = Date.now();
+    private waitingSince = 0;
+    /** Requests the child sent the client (sampling, elicitation): while one is open the child waits on the client, not hangs. */
+    private readonly askedClient = new Set<RequestId>();
+    private hangTimer: NodeJS.Timeout | undefined;
     private idleTimer: NodeJS.Timeout | undefined;
     private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     private goneResolve!: () => void;
@@ -341,18 +355,54 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
         } else {
           this.pending.set(m.id, undefined);
         }
+        // The child's silence counts from the first request it owes, not from an earlier one it answered.
+        if (this.pending.size === 1) this.waitingSince = Date.now();
+        this.armHang();
       } else if (isNotification(m) && m.method === "notifications/cancelled") {
         const rid = paramsOf(m)?.requestId;
         if (isId(rid)) this.forget(rid);
+      } else if (!("method" in m)) {
+        const id = (m as { id?: unknown }).id;
+        if (isId(id) && this.askedClient.delete(id)) this.waitingSince = Date.now();
       }
       this.child.send(m).catch((err: unknown) => {
         log.warn({ session: this.id, err: err instanceof Error ? err.message : String(err) }, "stdio child: write failed");
       });
     }
 
+    /**
+     * Without this a child that stops answering holds its clients' requests (and itself) until the
+     * session idles out, which a waiting request postpones forever.
+     */
+    private armHang(): void {
+      if (this.hangTimer || this.ended) return;
+      const check = (): void => {
+        this.hangTimer = undefined;
+        if (this.ended || this.pending.size === 0) return;
+        if (this.askedClient.size > 0) {
+          this.hangTimer = setTimeout(check, requestIdleMs);
+          this.hangTimer.unref();
+          return;
+        }
+        const quietFor = Date.now() - Math.max(this.waitingSince, this.lastFromChild);
+        if (quietFor < requestIdleMs) {
+          this.hangTimer = setTimeout(check, requestIdleMs - quietFor);
+          this.hangTimer.unref();
+          return;
+        }
+        hooks.upstreamError("timeout");
+        log.warn({ session: this.id, pid: this.pid, waiting: this.pending.size, quietMs: quietFor }, "stdio child sent nothing while requests waited; ending its session");
+        void this.end("unresponsive");
+      };
+      this.hangTimer = setTimeout(check, requestIdleMs);
+      this.hangTimer.unref();
+    }
+
     /** A message from the child, to the HTTP client. */
     fromChild(m: JSONRPCMessage): void {
       this.touch();
+      this.lastFromChild = Date.now();
+      if (isRequest(m)) this.askedClient.add(m.id);
       const down = this.down;
       if (!down || this.ended) return;
       let related: RequestId | undefined;
@@ -419,6 +469,7 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
       // Synchronously out of every table: later requests for this session are answered 404.
       this.ended = true;
       if (this.idleTimer) clearTimeout(this.idleTimer);
+      if (this.hangTimer) clearTimeout(this.hangTimer);
       all.delete(this);
       if (streamable.get(this.id) === this) streamable.delete(this.id);
       if (legacy.get(this.id) === this) legacy.delete(this.id);
@@ -432,7 +483,12 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
       const down = this.down;
       if (down) {
         // Requests still waiting get an answer instead of a stream that just ends.
-        const message = reason === "child-exit" ? "MCP server process exited" : `MCP session ended (${reason})`;
+        const message =
+          reason === "child-exit"
+            ? "MCP server process exited"
+            : reason === "unresponsive"
+              ? `MCP server sent nothing for ${requestIdleMs} ms while a request waited; session ended`
+              : `MCP session ended (${reason})`;
         for (const id of [...this.pending.keys()]) {
           await down.send({ jsonrpc: "2.0", id, error: { code: CHILD_GONE_CODE, message } }, id).catch(() => {});
         }

@@ -221,12 +221,15 @@ export function waitForMatch(stream: NodeJS.ReadableStream, re: RegExp, timeoutM
   });
 }
 
-/** Run `fn` and return its result with the CPU seconds `pid` used meanwhile (null if unreadable). */
-export async function cpuDuring<T>(pid: number | null, fn: () => Promise<T>): Promise<{ result: T; cpuS: number | null }> {
+/**
+ * Run `fn` and return its result with the CPU seconds `pid` used meanwhile (null if unreadable);
+ * with `tree`, its child processes' too (serve's cluster workers, which do all the work).
+ */
+export async function cpuDuring<T>(pid: number | null, fn: () => Promise<T>, tree = false): Promise<{ result: T; cpuS: number | null }> {
   const read = (): number | null => {
     if (pid === null) return null;
     try {
-      return cpuSeconds(pid);
+      return [pid, ...(tree ? childPids(pid) : [])].reduce((a, p) => a + cpuSeconds(p), 0);
     } catch {
       return null;
     }

@@ -14,8 +14,9 @@ import type { KeyType } from "./targets.js";
 import type { VerifyResult } from "./verify.js";
 import type { WrkResult } from "./wrk.js";
 
-export type Target = "direct" | "nginx" | "serve";
-export const TARGETS: readonly Target[] = ["direct", "nginx", "serve"];
+/** serve2: `serve --set workers=2` (node:cluster), beside the single-process row it does not replace. */
+export type Target = "direct" | "nginx" | "serve" | "serve2";
+export const TARGETS: readonly Target[] = ["direct", "nginx", "serve", "serve2"];
 
 export interface Machine {
   cpu: string;
@@ -55,6 +56,7 @@ export interface Row {
   values: Partial<Record<Target, number>>;
   serveNginx: number | null;
   serveDirect: number | null;
+  serve2Nginx: number | null;
   target: string;
   result: Verdict | "";
   /** Decimals for the values in the printed table. */
@@ -88,6 +90,7 @@ export function buildRows(r: Results): Row[] {
       values: v,
       serveNginx: ratios ? ratio(v.serve, v.nginx) : null,
       serveDirect: ratios ? ratio(v.serve, v.direct) : null,
+      serve2Nginx: ratios ? ratio(v.serve2, v.nginx) : null,
       target: opts.target ?? "",
       result: opts.result ?? "",
       digits,
@@ -114,7 +117,7 @@ export function buildRows(r: Results): Row[] {
   const added = (m: Partial<Record<Target, number | null>>): Partial<Record<Target, number | null>> => {
     const d = m.direct;
     if (!finite(d)) return {};
-    return { nginx: finite(m.nginx) ? m.nginx - d : null, serve: finite(m.serve) ? m.serve - d : null };
+    return { nginx: finite(m.nginx) ? m.nginx - d : null, serve: finite(m.serve) ? m.serve - d : null, serve2: finite(m.serve2) ? m.serve2 - d : null };
   };
   const a50 = added(p);
   const a99 = added(p99);
@@ -192,12 +195,12 @@ export function machineLine(m: Machine): string {
 /** The table as Markdown, the verification line and the machine line under it. */
 export function renderTable(rows: Row[], r: Results, m: Machine, date: Date): string {
   const lines = [
-    "| metric | direct | nginx | serve | serve/nginx | serve/direct | target | |",
-    "|---|--:|--:|--:|--:|--:|---|---|",
+    "| metric | direct | nginx | serve | serve/nginx | serve/direct | serve, 2 workers | 2 workers/nginx | target | |",
+    "|---|--:|--:|--:|--:|--:|--:|--:|---|---|",
   ];
   for (const row of rows) {
     lines.push(
-      `| ${row.metric} | ${fmt(row.values.direct, row.digits)} | ${fmt(row.values.nginx, row.digits)} | ${fmt(row.values.serve, row.digits)} | ${fmtRatio(row.serveNginx)} | ${fmtRatio(row.serveDirect)} | ${row.target} | ${row.result} |`,
+      `| ${row.metric} | ${fmt(row.values.direct, row.digits)} | ${fmt(row.values.nginx, row.digits)} | ${fmt(row.values.serve, row.digits)} | ${fmtRatio(row.serveNginx)} | ${fmtRatio(row.serveDirect)} | ${fmt(row.values.serve2, row.digits)} | ${fmtRatio(row.serve2Nginx)} | ${row.target} | ${row.result} |`,
     );
   }
   const out = [lines.join("\n"), ""];

@@ -59,9 +59,12 @@ const CONNECTIONS = 32;
 const THREADS = 2;
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const CLI = join(root, "dist/proxy/cli.js");
-const UPSTREAM = join(root, "dist/scripts/bench/upstream.js");
-const VERIFY = join(root, "dist/scripts/bench-verify.js");
+// The compiled tree this script runs from (dist/, or a private out dir), so that it measures the
+// build it belongs to.
+const build = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const CLI = join(build, "proxy/cli.js");
+const UPSTREAM = join(build, "scripts/bench/upstream.js");
+const VERIFY = join(build, "scripts/bench-verify.js");
 
 const children = new Children();
 const tmp = mkdtempSync(join(os.tmpdir(), "amcp-bench-"));
@@ -167,12 +170,27 @@ async function main(): Promise<number> {
   }
   const serve0 = await startServe(children, CLI, join(tmp, "serve"), upstream.port, "P-384");
   at.serve = serve0;
+  // Two workers: the keep-alive and 1-connection phases only (each phase's figures are per target).
+  let serve2: Serve | null = null;
+  await phase("serve with workers=2 start", async () => {
+    serve2 = await startServe(children, CLI, join(tmp, "serve"), upstream.port, "P-384", 2);
+  });
 
   // Where each target answers and which process does its work.
+  const s2 = (): Serve | null => serve2;
   const base = (t: Target): string | null =>
-    t === "direct" ? upstream.base : t === "nginx" ? (at.nginx ? `https://${LOOPBACK}:${at.nginx.ports["P-384"]}` : null) : (at.serve?.base ?? null);
-  const pid = (t: Target): number | null => (t === "direct" ? upstream.proc.pid : t === "nginx" ? (at.nginx?.workerPid ?? null) : (at.serve?.proc.pid ?? null));
-  const live = (): Target[] => (["direct", "nginx", "serve"] as const).filter((t) => base(t) !== null);
+    t === "direct"
+      ? upstream.base
+      : t === "nginx"
+        ? at.nginx
+          ? `https://${LOOPBACK}:${at.nginx.ports["P-384"]}`
+          : null
+        : t === "serve2"
+          ? (s2()?.base ?? null)
+          : (at.serve?.base ?? null);
+  const pid = (t: Target): number | null =>
+    t === "direct" ? upstream.proc.pid : t === "nginx" ? (at.nginx?.workerPid ?? null) : t === "serve2" ? (s2()?.proc.pid ?? null) : (at.serve?.proc.pid ?? null);
+  const live = (): Target[] => (["direct", "nginx", "serve", "serve2"] as const).filter((t) => base(t) !== null);
 
   if (at.nginx) results.tls.nginx = await tlsInfo(at.nginx.ports["P-384"]);
   results.tls.serve = await tlsInfo(serve0.port);
@@ -184,7 +202,7 @@ async function main(): Promise<number> {
     for (const size of ["1k", "64k"] as const) {
       await phase(`keep-alive ${size}`, async () => {
         for (const t of live()) {
-          const { result, cpuS } = await cpuDuring(pid(t), () => runWrk(children, wrk, { url: `${base(t)}/${size}`, connections: CONNECTIONS, threads: THREADS, durationS: P.keepAliveS }));
+          const { result, cpuS } = await cpuDuring(pid(t), () => runWrk(children, wrk, { url: `${base(t)}/${size}`, connections: CONNECTIONS, threads: THREADS, durationS: P.keepAliveS }), t === "serve2");
           const problem = wrkProblems(result);
           if (problem) note(`keep-alive ${size} ${t}: ${problem}`);
           results.keepAlive[size][t] = { wrk: result, cpuUsPerRequest: cpuS === null || result.requests === 0 ? null : (cpuS * 1e6) / result.requests };
@@ -204,6 +222,12 @@ async function main(): Promise<number> {
       log(`  ${t}: p50 ${r.ms.p50.toFixed(3)} ms, p99 ${r.ms.p99.toFixed(3)} ms over ${r.requests} requests`);
     }
   });
+
+  {
+    const p2 = s2();
+    if (p2) await children.stop(p2.proc);
+    serve2 = null;
+  }
 
   await phase("SSE", async () => {
     const proxied: Record<string, string> = {};

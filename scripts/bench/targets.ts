@@ -152,10 +152,10 @@ export interface Serve {
   base: string;
 }
 
-/** `node dist/proxy/cli.js serve --config <file>` with a config validated here by loadConfig first. */
-export async function startServe(children: Children, cli: string, dir: string, upstreamPort: number, keyType: KeyType): Promise<Serve> {
+/** `node <build>/proxy/cli.js serve --config <file>` with a config validated here by loadConfig first. */
+export async function startServe(children: Children, cli: string, dir: string, upstreamPort: number, keyType: KeyType, workers = 1): Promise<Serve> {
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `serve-${keyType}.yaml`);
+  const file = join(dir, `serve-${keyType}-w${workers}.yaml`);
   writeFileSync(
     file,
     [
@@ -170,6 +170,7 @@ export async function startServe(children: Children, cli: string, dir: string, u
       "metrics: { listen: null }",
       "log: { level: silent }",
       "shutdown: { drain: 1s }",
+      `workers: ${workers}`,
       "",
     ].join("\n"),
   );

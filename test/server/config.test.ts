@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError, envName, loadConfig } from "../../proxy/config.js";
+import { ClientPolicyError } from "../../proxy/server/client-attestation.js";
 import { REPO } from "../support/vectors.js";
 
 function file(yaml: string): string {
@@ -79,5 +80,67 @@ describe("config", () => {
     const ok = await loadConfig({ file: file(g + 'upstream: { url: "http://127.0.0.1:3001", allowPlaintextLoopback: true }\n') });
     assert.equal(ok.upstream.allowPlaintextLoopback, true);
     assert.equal((await loadConfig({ file: file(g + 'upstream: { url: "unix:/run/s.sock" }\n') })).upstream.kind, "unix");
+  });
+
+  describe("clientAttestation", () => {
+    const base = 'attestation: { provider: dev }\nupstream: { url: "http://127.0.0.1:3001" }\n';
+    const policyFile = (yaml: string): string => file(yaml);
+    const policyRejects = (p: Promise<unknown>, policyKey: string | null, reason: RegExp) =>
+      assert.rejects(p, (e: unknown) => {
+        assert.ok(e instanceof ClientPolicyError, String(e));
+        assert.equal(e.key, "clientAttestation.policy");
+        assert.equal(e.policyKey, policyKey);
+        assert.equal(e.code, "CLIENT_POLICY_INVALID");
+        assert.match(e.message, reason);
+        return true;
+      });
+
+    it("off by default: no policy loaded", async () => {
+      const c = await loadConfig({ file: file(base) });
+      assert.deepEqual({ mode: c.clientAttestation.mode, policy: c.clientAttestation.policy }, { mode: "off", policy: null });
+    });
+
+    it("optional with a valid policy: loaded at config time; a relative path is taken from the working directory", async () => {
+      const c = await loadConfig({ file: file(base), sets: [["clientAttestation.mode", "optional"], ["clientAttestation.policy", "configs/client-policy.example.yaml"]] });
+      assert.equal(c.clientAttestation.mode, "optional");
+      assert.equal(c.clientAttestation.policy?.freshness, "certificate");
+      assert.equal(c.clientAttestation.policy?.source, join(process.cwd(), "configs/client-policy.example.yaml"));
+    });
+
+    it("required or optional without a policy is an error naming clientAttestation.policy", async () => {
+      await rejects(loadConfig({ file: file(base + "clientAttestation: { mode: required }\n") }), "clientAttestation.policy", /./, /required when clientAttestation\.mode is required/);
+      await rejects(loadConfig({ file: file(base), env: { ATTESTABLE_MCP_CLIENT_ATTESTATION_MODE: "optional" } }), "clientAttestation.policy", /./, /required when/);
+      await rejects(loadConfig({ file: file(base + "clientAttestation: { mode: sometimes }\n") }), "clientAttestation.mode", /c\.yaml$/, /one of off, optional, required/);
+    });
+
+    it("a policy with the mode left at its default is an error (it would look like client attestation and be none)", async () => {
+      const pol = policyFile("measurements: any\nfreshness: certificate\n");
+      await rejects(loadConfig({ file: file(base + `clientAttestation: { policy: "${pol}" }\n`) }), "clientAttestation.mode", /c\.yaml$/, /defaults to off/);
+      const explicit = await loadConfig({ file: file(base + `clientAttestation: { mode: "off", policy: "${pol}" }\n`) });
+      assert.equal(explicit.clientAttestation.policy, null);
+    });
+
+    it("an invalid policy names clientAttestation.policy and the key inside the policy", async () => {
+      const with_ = (yaml: string) => loadConfig({ file: file(base + `clientAttestation: { mode: required, policy: "${policyFile(yaml)}" }\n`) });
+      await policyRejects(with_("measurements: any\nfreshness: certificate\nbogus: 1\n"), "bogus", /clientAttestation\.policy: bogus: unknown key/);
+      await policyRejects(with_("freshness: certificate\n"), "measurements", /required/);
+      await policyRejects(loadConfig({ file: file(base + 'clientAttestation: { mode: required, policy: "/no/such/policy.yaml" }\n') }), null, /clientAttestation\.policy: cannot read the file \(ENOENT\)/);
+    });
+
+    it("a client policy must say freshness: certificate (exporter, nonce or the default are refused)", async () => {
+      const with_ = (yaml: string) => loadConfig({ file: file(base + `clientAttestation: { mode: optional, policy: "${policyFile(yaml)}" }\n`) });
+      await policyRejects(with_("measurements: any\nfreshness: exporter\n"), "freshness", /must say "freshness: certificate".*got exporter/);
+      await policyRejects(with_("measurements: any\nfreshness: nonce\n"), "freshness", /got nonce/);
+      await policyRejects(with_("measurements: any\n"), "freshness", /the default when the key is absent/);
+    });
+  });
+
+  it("workers > 1 is refused under the gramine provider (no descriptor passing in an enclave) and with a stdio upstream", async () => {
+    const gramine = file('attestation: { provider: gramine }\nupstream: { url: "unix:/run/mcp.sock" }\nworkers: 2\n');
+    await rejects(loadConfig({ file: gramine }), "workers", /c\.yaml$/, /Gramine does not support/);
+    const dev = file('attestation: { provider: dev }\nupstream: { url: "http://127.0.0.1:3001" }\nworkers: 2\n');
+    assert.equal((await loadConfig({ file: dev })).workers, 2);
+    const stdio = file('attestation: { provider: dev }\nupstream: { command: ["node", "s.js"] }\n');
+    await rejects(loadConfig({ file: stdio, sets: [["workers", "2"]] }), "workers", /--set workers/, /upstream\.command/);
   });
 });

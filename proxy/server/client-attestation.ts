@@ -1,0 +1,315 @@
+/**
+ * Mutual attestation: the listener asks every TLS client for a certificate and judges its RA-TLS
+ * evidence against `clientAttestation.policy` before any request on that connection is routed.
+ *
+ * Why the shape is what it is:
+ * - The quote, not a CA, is the client's identity, so TLS accepts any certificate
+ *   (`rejectUnauthorized: false`); the TLS handshake still proves the client holds the
+ *   certificate's key (CertificateVerify), and the certificate's quote binds that key.
+ * - Node verifies client certificates synchronously inside OpenSSL, and only against CAs; our
+ *   appraisal is asynchronous (collateral may come from the network). So the verdict is computed
+ *   after the handshake and every request (forwarded, stdio, /.well-known, /healthz, upgrades) on
+ *   the connection waits for it. A TLS alert is not possible at that point (the handshake is over
+ *   and Node offers no way to send one), so a refused connection is answered with a 403 naming the
+ *   failed check when a request is already waiting, or within a short grace, and is then closed.
+ * - Verdicts are cached by certificate fingerprint until the certificate or its collateral
+ *   expires, so a client that reconnects is not re-appraised; rejections are cached briefly only,
+ *   since some (collateral unavailable) are transient.
+ */
+import { createHash } from "node:crypto";
+import { resolve } from "node:path";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import type { TLSSocket } from "node:tls";
+import type { Logger } from "pino";
+import { ConfigError } from "../config.js";
+import { appraiseCertificate, collateralSource, type Appraisal, type CollateralSource } from "../evidence/appraise.js";
+import { PolicyError, loadPolicy, type Policy } from "../evidence/policy.js";
+import { jsonRpcErrorBody } from "./jsonrpc-error.js";
+
+export type ClientAttestationMode = "off" | "optional" | "required";
+
+export type ClientVerdict =
+  | { state: "trusted"; fingerprint: string; mrenclave: string; mrsigner: string; dev: boolean }
+  | { state: "absent" }
+  | { state: "rejected"; fingerprint: string; check: string; reason: string };
+
+/** The client policy file is unusable for mutual attestation; `policyKey` is the key inside it (null: the file itself). */
+export class ClientPolicyError extends ConfigError {
+  constructor(
+    readonly policyKey: string | null,
+    source: string,
+    reason: string,
+  ) {
+    super("clientAttestation.policy", source, policyKey === null ? reason : `${policyKey}: ${reason}`, "CLIENT_POLICY_INVALID");
+  }
+}
+
+/**
+ * Load and vet the client policy. A relative path is taken from the working directory, like every
+ * other path in the serve config. `source` says where the config key came from.
+ */
+export async function loadClientPolicy(file: string, source: string): Promise<Policy> {
+  let policy: Policy;
+  try {
+    policy = await loadPolicy(resolve(file));
+  } catch (e) {
+    // loadPolicy names an unreadable file "--policy", the command-line flag of `verify`.
+    if (e instanceof PolicyError) throw new ClientPolicyError(e.key === "--policy" ? null : e.key, source, `${e.reason} (in ${e.source})`);
+    throw e;
+  }
+  // A server cannot ask its client for fresh evidence: only the certificate's quote exists here.
+  // Accepting a policy that asks for more would silently weaken it, so it is refused.
+  if (policy.freshness !== "certificate") {
+    throw new ClientPolicyError(
+      "freshness",
+      source,
+      `a client policy must say "freshness: certificate" (a server cannot ask its client for ${policy.freshness}-bound evidence), got ${policy.freshness}${policy.freshness === "exporter" ? " (the default when the key is absent)" : ""} (in ${policy.source})`,
+    );
+  }
+  return policy;
+}
+
+/** How long a rejection is remembered: long enough to absorb a reconnect loop, short for transient causes. */
+export const REJECTION_TTL_MS = 60_000;
+/** An appraisal that takes longer (a hung collateral service) rejects the client. */
+export const APPRAISAL_TIMEOUT_MS = 20_000;
+/** A refused connection waits this long for a request to answer with 403, then is destroyed. */
+export const REFUSAL_GRACE_MS = 2_000;
+export const DEFAULT_CACHE_ENTRIES = 1024;
+
+export interface AppraiserOptions {
+  policy: Policy;
+  /** Defaults to the policy's own collateral source. */
+  collateral?: CollateralSource;
+  maxEntries?: number;
+  rejectionTtlMs?: number;
+  timeoutMs?: number;
+  now?: () => number;
+  /** Called once per appraisal actually run (not for cache hits). */
+  onAppraised?: (verdict: ClientVerdict, appraisal: Appraisal | null, ms: number) => void;
+}
+
+interface CacheEntry {
+  result: Promise<{ verdict: ClientVerdict; until: number }>;
+  /** Infinity while the appraisal runs. */
+  expiresAt: number;
+}
+
+function verdictOf(fingerprint: string, a: Appraisal): ClientVerdict {
+  if (a.ok && a.quote !== null && a.quote.teeType === "SGX") return { state: "trusted", fingerprint, mrenclave: a.quote.mrenclave, mrsigner: a.quote.mrsigner, dev: a.dev };
+  // applyPolicy refuses non-SGX quotes (policy.measurement), so ok without an SGX quote cannot happen; fail closed anyway.
+  return { state: "rejected", fingerprint, check: a.failed?.check ?? "policy.measurement", reason: a.failed?.reason ?? "no SGX enclave identity" };
+}
+
+/** Appraises client certificates, one appraisal per certificate while its verdict is valid. */
+export class ClientAppraiser {
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly source: CollateralSource;
+  private readonly max: number;
+  private readonly rejectionTtl: number;
+  private readonly timeout: number;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: AppraiserOptions) {
+    this.source = opts.collateral ?? collateralSource(opts.policy, { timeoutMs: Math.min(10_000, opts.timeoutMs ?? APPRAISAL_TIMEOUT_MS) });
+    this.max = opts.maxEntries ?? DEFAULT_CACHE_ENTRIES;
+    this.rejectionTtl = opts.rejectionTtlMs ?? REJECTION_TTL_MS;
+    this.timeout = opts.timeoutMs ?? APPRAISAL_TIMEOUT_MS;
+    this.now = opts.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  appraise(der: Uint8Array): Promise<ClientVerdict> {
+    const fingerprint = createHash("sha256").update(der).digest("hex");
+    const hit = this.cache.get(fingerprint);
+    if (hit && hit.expiresAt > this.now()) {
+      // Least recently used goes first when the cache is full.
+      this.cache.delete(fingerprint);
+      this.cache.set(fingerprint, hit);
+      return hit.result.then((r) => r.verdict);
+    }
+    this.cache.delete(fingerprint);
+    const entry: CacheEntry = { result: this.run(fingerprint, der), expiresAt: Infinity };
+    this.cache.set(fingerprint, entry);
+    while (this.cache.size > this.max) this.cache.delete(this.cache.keys().next().value!);
+    return entry.result.then(({ verdict, until }) => {
+      if (this.cache.get(fingerprint) === entry) {
+        if (until > this.now()) entry.expiresAt = until;
+        else this.cache.delete(fingerprint);
+      }
+      return verdict;
+    });
+  }
+
+  /** Never rejects: every failure is a verdict. */
+  private async run(fingerprint: string, der: Uint8Array): Promise<{ verdict: ClientVerdict; until: number }> {
+    const t0 = performance.now();
+    let appraisal: Appraisal | null = null;
+    let verdict: ClientVerdict;
+    let until: number;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      appraisal = await Promise.race([
+        appraiseCertificate(der, this.opts.policy, this.source),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new AppraisalTimeout(this.timeout)), this.timeout);
+        }),
+      ]);
+      verdict = verdictOf(fingerprint, appraisal);
+      const now = this.now();
+      if (verdict.state === "trusted") {
+        const notAfter = Date.parse(appraisal.certificate?.notAfter ?? "");
+        const nextUpdate = Date.parse(appraisal.tcb?.collateralNextUpdate ?? "");
+        until = Math.min(Number.isNaN(notAfter) ? now : notAfter, Number.isNaN(nextUpdate) ? Infinity : nextUpdate);
+      } else {
+        until = now + this.rejectionTtl;
+      }
+    } catch (e) {
+      // appraiseCertificate reports bad evidence in the verdict; landing here is our failure or a
+      // timeout, which must not be remembered.
+      const check = e instanceof AppraisalTimeout ? "appraisal.timeout" : "appraisal.error";
+      verdict = { state: "rejected", fingerprint, check, reason: (e as Error).message };
+      until = 0;
+    } finally {
+      clearTimeout(timer);
+    }
+    this.opts.onAppraised?.(verdict, appraisal, performance.now() - t0);
+    return { verdict, until };
+  }
+}
+
+class AppraisalTimeout extends Error {
+  readonly code = "CLIENT_APPRAISAL_TIMEOUT";
+  constructor(ms: number) {
+    super(`the appraisal took longer than ${ms} ms`);
+  }
+}
+
+export const VERDICT_HEADER = "X-Attested-Client-Verdict";
+export const MRENCLAVE_HEADER = "X-Attested-Client-Mrenclave";
+export const MRSIGNER_HEADER = "X-Attested-Client-Mrsigner";
+
+/** What the upstream is told about the client (client-sent copies are stripped by the forwarder). */
+export function verdictHeaders(v: ClientVerdict | null): Record<string, string> {
+  if (v === null) return { [VERDICT_HEADER]: "rejected appraisal.missing" };
+  if (v.state === "trusted") return { [VERDICT_HEADER]: "trusted", [MRENCLAVE_HEADER]: v.mrenclave, [MRSIGNER_HEADER]: v.mrsigner };
+  if (v.state === "absent") return { [VERDICT_HEADER]: "absent" };
+  return { [VERDICT_HEADER]: `rejected ${v.check}` };
+}
+
+export interface ClientGateOptions {
+  mode: Exclude<ClientAttestationMode, "off">;
+  policy: Policy;
+  log: Logger;
+  /** One call per connection refused (required) or admitted with a rejected verdict (optional). */
+  onFailure?: (check: string) => void;
+  appraiser?: ClientAppraiser;
+  graceMs?: number;
+}
+
+interface SocketState {
+  verdict: ClientVerdict | null;
+  ready: Promise<ClientVerdict>;
+}
+
+export interface ClientGate {
+  readonly mode: ClientAttestationMode;
+  /** For the TLS server options and every setSecureContext. */
+  readonly tlsOptions: { requestCert: true; rejectUnauthorized: false };
+  readonly appraiser: ClientAppraiser;
+  /** Call on every 'secureConnection': starts the appraisal. */
+  connection(socket: TLSSocket): void;
+  /** Runs `next` once the connection's verdict admits it; answers 403 and closes otherwise. */
+  hold(req: IncomingMessage, res: ServerResponse, next: () => void): void;
+  holdUpgrade(req: IncomingMessage, socket: Duplex, next: () => void): void;
+  /** Headers for the upstream (called by the forwarder once the verdict is in). */
+  headers(req: IncomingMessage): Record<string, string>;
+}
+
+function refusalMessage(v: ClientVerdict): string {
+  return v.state === "absent"
+    ? "client attestation required: present an RA-TLS client certificate"
+    : `client attestation failed: ${v.state === "rejected" ? v.check : "unknown"}`;
+}
+
+export function createClientGate(opts: ClientGateOptions): ClientGate {
+  const { mode, log } = opts;
+  const grace = opts.graceMs ?? REFUSAL_GRACE_MS;
+  const states = new WeakMap<object, SocketState>();
+  const appraiser =
+    opts.appraiser ??
+    new ClientAppraiser({
+      policy: opts.policy,
+      onAppraised: (v, a, ms) => {
+        // Fingerprint prefix, verdict and failed check: enough to correlate, nothing secret.
+        const line = { client: v.state === "absent" ? null : v.fingerprint.slice(0, 16), verdict: v.state, ms: Math.round(ms), dev: a?.dev ?? false };
+        if (v.state === "trusted") log.info({ ...line, mrenclave: v.mrenclave, mrsigner: v.mrsigner }, "client appraisal");
+        else if (v.state === "rejected") log.warn({ ...line, failed: v.check, reason: v.reason.slice(0, 300) }, "client appraisal");
+      },
+    });
+  const refused = (v: ClientVerdict): boolean => v.state !== "trusted" && mode === "required";
+  log.info({ mode, policy: opts.policy.source }, "client attestation on");
+
+  const settle = (socket: TLSSocket, st: SocketState, v: ClientVerdict): void => {
+    st.verdict = v;
+    if (v.state === "rejected" || (v.state === "absent" && mode === "required")) opts.onFailure?.(v.state === "absent" ? "absent" : v.check);
+    if (v.state === "absent") log[mode === "required" ? "info" : "debug"]({ client: null, verdict: "absent", refused: mode === "required" }, "client attestation");
+    if (!refused(v)) return;
+    // Let a request that is (about to be) waiting get its 403; a silent connection just ends.
+    const t = setTimeout(() => socket.destroy(), grace);
+    t.unref();
+    socket.once("close", () => clearTimeout(t));
+  };
+
+  const stateOf = (s: unknown): SocketState | undefined => (s ? states.get(s as object) : undefined);
+
+  return {
+    mode,
+    tlsOptions: { requestCert: true, rejectUnauthorized: false },
+    appraiser,
+    connection(socket) {
+      const raw = (socket.getPeerCertificate() as { raw?: Buffer } | null)?.raw;
+      const ready: Promise<ClientVerdict> = raw && raw.length > 0 ? appraiser.appraise(new Uint8Array(raw.buffer, raw.byteOffset, raw.length)) : Promise.resolve({ state: "absent" });
+      const st: SocketState = { verdict: null, ready };
+      states.set(socket, st);
+      ready.then(
+        (v) => settle(socket, st, v),
+        (e: unknown) => settle(socket, st, { state: "rejected", fingerprint: "", check: "appraisal.error", reason: (e as Error).message }),
+      );
+    },
+    hold(req, res, next) {
+      const st = stateOf(req.socket);
+      const decide = (v: ClientVerdict | null): void => {
+        if (res.destroyed || res.writableEnded) return;
+        if (v !== null && !refused(v)) return next();
+        const body = jsonRpcErrorBody(v === null ? "client attestation unavailable for this connection" : refusalMessage(v));
+        res.writeHead(403, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body), Connection: "close" });
+        res.end(body, () => req.socket.destroy());
+      };
+      // Every TLS connection gets a state on 'secureConnection'; without one, fail closed.
+      if (!st) return decide(null);
+      if (st.verdict) return decide(st.verdict);
+      void st.ready.then(decide, () => decide(null));
+    },
+    holdUpgrade(req, socket, next) {
+      const st = stateOf(req.socket);
+      const decide = (v: ClientVerdict | null): void => {
+        if (socket.destroyed) return;
+        if (v !== null && !refused(v)) return next();
+        const body = jsonRpcErrorBody(v === null ? "client attestation unavailable for this connection" : refusalMessage(v));
+        socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+        setTimeout(() => socket.destroy(), grace).unref();
+      };
+      if (!st) return decide(null);
+      if (st.verdict) return decide(st.verdict);
+      void st.ready.then(decide, () => decide(null));
+    },
+    headers(req) {
+      return verdictHeaders(stateOf(req.socket)?.verdict ?? null);
+    },
+  };
+}
