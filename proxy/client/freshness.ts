@@ -79,7 +79,9 @@ export function requestEvidence(socket: TLSSocket, hostHeader: string, mode: Fre
         const value = line.slice(i + 1).trim();
         if (name === "content-length") lengths.push(value);
         else if (name === "transfer-encoding") return `Transfer-Encoding ${value}: the evidence must come with a Content-Length`;
-        else if (name === "connection" && /(^|,)\s*close\s*(,|$)/i.test(value)) return "Connection: close: the verified connection would be lost";
+        // A refusal (the server's own client attestation, a rate limit) closes the connection: read
+        // its body so the verdict can say why. Evidence on a connection about to close is useless.
+        else if (name === "connection" && /(^|,)\s*close\s*(,|$)/i.test(value) && status === 200) return "Connection: close: the verified connection would be lost";
       }
       if (lengths.length !== 1 || !/^\d{1,9}$/.test(lengths[0]!)) return `exactly one numeric Content-Length is required, got ${lengths.length ? lengths.join(", ") : "none"}`;
       length = Number(lengths[0]);
