@@ -27,6 +27,7 @@ function banner(config: Config, address: { host: string; port: number }, workers
     `attestable-mcp: serving ${mcp} with ${config.attestation.provider} attestation${workers > 1 ? ` (${workers} workers, each with its own key and certificate)` : ""}`,
     `  check its evidence:  openssl s_client -connect ${host}:${address.port} </dev/null 2>/dev/null | openssl x509 > cert.pem`,
     `                       node_modules/.bin/attestable-mcp inspect cert.pem${trust}`,
+    `  verify it:           node_modules/.bin/attestable-mcp verify ${base}/mcp --policy ${config.attestation.provider === "dev" ? "configs/policy.dev.yaml" : "POLICY.yaml"}`,
     `  fresh evidence:      curl -sk '${base}/.well-known/attestation?nonce=0123456789abcdef'`,
     `  health / metrics:    curl -sk ${base}/healthz${config.metrics.listen ? `   curl -s http://${config.metrics.listen.host}:${config.metrics.listen.port}/metrics` : ""}`,
   ].join("\n");
