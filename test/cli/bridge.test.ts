@@ -20,7 +20,7 @@ import type { AttestationProvider } from "../../proxy/attest/provider.js";
 import { loadConfig } from "../../proxy/config.js";
 import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls-verify.js";
 import { startServer, type RunningServer } from "../../proxy/server/listener.js";
-import { EVERYTHING, startEverythingHttp } from "../support/everything.js";
+import { assertStreamedProgress, EVERYTHING, startEverythingHttp } from "../support/everything.js";
 import { servedCertificate } from "../support/tls-client.js";
 import { freePort, listen, portOf, shut, sleep, within } from "../support/upstream.js";
 import { CLI } from "../support/vectors.js";
@@ -202,16 +202,7 @@ describe("bridge with a stdio upstream behind serve", { timeout: 120_000 }, () =
       try {
         const tools = await within(client.listTools(), 10_000, "tools/list");
         assert.ok(tools.tools.some((t) => t.name === "trigger-long-running-operation"));
-        const progress: number[] = [];
-        const t0 = Date.now();
-        await client.callTool({ name: "trigger-long-running-operation", arguments: { duration: 2, steps: 4 } }, undefined, {
-          onprogress: () => progress.push(Date.now() - t0),
-          timeout: 20_000,
-        });
-        const done = Date.now() - t0;
-        assert.ok(progress.length >= 3, `progress notifications: ${progress.length}`);
-        // Streamed as written, not held until the result.
-        assert.ok(progress[0]! < done - 1000, `first progress at ${progress[0]} ms, result at ${done} ms`);
+        await assertStreamedProgress(client);
         await transport.terminateSession();
       } finally {
         await client.close();

@@ -1,5 +1,7 @@
 /** @modelcontextprotocol/server-everything: the real MCP server the tests put behind the proxy. */
+import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { createServer, connect } from "node:net";
 import { join } from "node:path";
 import { REPO } from "./vectors.js";
@@ -43,4 +45,22 @@ export async function startEverythingHttp(): Promise<{ port: number; child: Chil
     clearTimeout(t);
   };
   return { port, child, stop };
+}
+
+/**
+ * A 2 s, 4-step long-running operation: at least 3 progress notifications, the first well before
+ * the result and spread over time, i.e. streamed as written, not held until the end.
+ */
+export async function assertStreamedProgress(client: Client): Promise<number[]> {
+  const progress: number[] = [];
+  const t0 = Date.now();
+  await client.callTool({ name: "trigger-long-running-operation", arguments: { duration: 2, steps: 4 } }, undefined, {
+    onprogress: () => progress.push(Date.now() - t0),
+    timeout: 20_000,
+  });
+  const done = Date.now() - t0;
+  assert.ok(progress.length >= 3, `progress notifications: ${progress.length}`);
+  assert.ok(progress[0]! < done - 1000, `first progress at ${progress[0]} ms, result at ${done} ms`);
+  assert.ok(progress[progress.length - 1]! - progress[0]! >= 900, `spread ${progress.join(",")}`);
+  return progress;
 }
