@@ -23,6 +23,7 @@ import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import { ConfigError } from "../config.js";
+import { appraisalExpiry, ExpiringCache } from "../evidence/appraisal-cache.js";
 import { appraiseCertificate, collateralSource, type Appraisal, type CollateralSource } from "../evidence/appraise.js";
 import { PolicyError, loadPolicy, type Policy } from "../evidence/policy.js";
 import { jsonRpcErrorBody } from "./jsonrpc-error.js";
@@ -90,12 +91,6 @@ export interface AppraiserOptions {
   onAppraised?: (verdict: ClientVerdict, appraisal: Appraisal | null, ms: number) => void;
 }
 
-interface CacheEntry {
-  result: Promise<{ verdict: ClientVerdict; until: number }>;
-  /** Infinity while the appraisal runs. */
-  expiresAt: number;
-}
-
 function verdictOf(fingerprint: string, a: Appraisal): ClientVerdict {
   if (a.ok && a.quote !== null && a.quote.teeType === "SGX") return { state: "trusted", fingerprint, mrenclave: a.quote.mrenclave, mrsigner: a.quote.mrsigner, dev: a.dev };
   // applyPolicy refuses non-SGX quotes (policy.measurement), so ok without an SGX quote cannot happen; fail closed anyway.
@@ -104,45 +99,28 @@ function verdictOf(fingerprint: string, a: Appraisal): ClientVerdict {
 
 /** Appraises client certificates, one appraisal per certificate while its verdict is valid. */
 export class ClientAppraiser {
-  private readonly cache = new Map<string, CacheEntry>();
+  private readonly cache: ExpiringCache<{ verdict: ClientVerdict; until: number }>;
   private readonly source: CollateralSource;
-  private readonly max: number;
   private readonly rejectionTtl: number;
   private readonly timeout: number;
   private readonly now: () => number;
 
   constructor(private readonly opts: AppraiserOptions) {
     this.source = opts.collateral ?? collateralSource(opts.policy, { timeoutMs: Math.min(10_000, opts.timeoutMs ?? APPRAISAL_TIMEOUT_MS) });
-    this.max = opts.maxEntries ?? DEFAULT_CACHE_ENTRIES;
     this.rejectionTtl = opts.rejectionTtlMs ?? REJECTION_TTL_MS;
     this.timeout = opts.timeoutMs ?? APPRAISAL_TIMEOUT_MS;
     this.now = opts.now ?? Date.now;
+    this.cache = new ExpiringCache(opts.maxEntries ?? DEFAULT_CACHE_ENTRIES, this.now);
   }
 
   get size(): number {
     return this.cache.size;
   }
 
-  appraise(der: Uint8Array): Promise<ClientVerdict> {
+  async appraise(der: Uint8Array): Promise<ClientVerdict> {
     const fingerprint = createHash("sha256").update(der).digest("hex");
-    const hit = this.cache.get(fingerprint);
-    if (hit && hit.expiresAt > this.now()) {
-      // Least recently used goes first when the cache is full.
-      this.cache.delete(fingerprint);
-      this.cache.set(fingerprint, hit);
-      return hit.result.then((r) => r.verdict);
-    }
-    this.cache.delete(fingerprint);
-    const entry: CacheEntry = { result: this.run(fingerprint, der), expiresAt: Infinity };
-    this.cache.set(fingerprint, entry);
-    while (this.cache.size > this.max) this.cache.delete(this.cache.keys().next().value!);
-    return entry.result.then(({ verdict, until }) => {
-      if (this.cache.get(fingerprint) === entry) {
-        if (until > this.now()) entry.expiresAt = until;
-        else this.cache.delete(fingerprint);
-      }
-      return verdict;
-    });
+    const { value } = await this.cache.get(fingerprint, () => this.run(fingerprint, der), (r) => r.until);
+    return value.verdict;
   }
 
   /** Never rejects: every failure is a verdict. */
@@ -161,13 +139,7 @@ export class ClientAppraiser {
       ]);
       verdict = verdictOf(fingerprint, appraisal);
       const now = this.now();
-      if (verdict.state === "trusted") {
-        const notAfter = Date.parse(appraisal.certificate?.notAfter ?? "");
-        const nextUpdate = Date.parse(appraisal.tcb?.collateralNextUpdate ?? "");
-        until = Math.min(Number.isNaN(notAfter) ? now : notAfter, Number.isNaN(nextUpdate) ? Infinity : nextUpdate);
-      } else {
-        until = now + this.rejectionTtl;
-      }
+      until = verdict.state === "trusted" ? appraisalExpiry(appraisal, this.opts.policy.tcb.maxCollateralAgeMs) : now + this.rejectionTtl;
     } catch (e) {
       // appraiseCertificate reports bad evidence in the verdict; landing here is our failure or a
       // timeout, which must not be remembered.
