@@ -334,7 +334,7 @@ export async function loadConfig(inputs: ConfigInputs): Promise<Config> {
     if (v !== undefined) raw.set(key, { value: scalar(v, key, `environment ${name}`), source: `environment ${name}` });
   }
   for (const name of Object.keys(env)) {
-    if (name.startsWith("ATTESTABLE_MCP_") && !KEYS.some((k) => envName(k) === name) && name !== "ATTESTABLE_MCP_VECTORS") {
+    if (name.startsWith("ATTESTABLE_MCP_") && !KEYS.some((k) => envName(k) === name)) {
       throw new ConfigError(name, "environment", "unknown variable (no such config key)");
     }
   }

@@ -11,7 +11,6 @@ import { liveLatency, slowloris, streamScenario } from "../test/support/robust-s
 import {
   STDIO_SCRIPT,
   childrenOf,
-  eventually,
   fdCount,
   fetchVia,
   pinnedAgent,
@@ -20,7 +19,8 @@ import {
   spawnUpstream,
   type Answer,
 } from "../test/support/robust.js";
-import { freePort, listen, portOf, shut, sleep } from "../test/support/upstream.js";
+import { freePort, listen, portOf, shut } from "../test/support/upstream.js";
+import { eventually, sleep } from "../test/support/wait.js";
 import { formatReport, runVerifierFuzz } from "../test/support/verifier-fuzz.js";
 
 const { values } = parseArgs({

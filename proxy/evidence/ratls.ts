@@ -1,7 +1,7 @@
 /**
  * RA-TLS certificates: find the evidence extensions and check what binds them to the key.
  *
- * Extensions recognised (DESIGN.md §4; ../shared/vectors/README.md traps 1–2):
+ * Extensions recognised (DESIGN.md §4; test/fixtures/vectors/README.md traps 1–2):
  * - TCG DICE tagged evidence, OID 2.23.133.5.4.9: CBOR tag 60000 over [quote bstr, claims bstr];
  *   claims is a CBOR map whose "pubkey-hash" is a bstr holding CBOR [1 (sha-256), SHA-256(SPKI)];
  *   the quote's report data is SHA-256(claims bytes) ‖ 0³².

@@ -2,8 +2,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { toHex } from "../../proxy/evidence/bytes.js";
@@ -16,6 +15,7 @@ import { devCollateral, writeCollateralDirectory } from "../../proxy/attest/dev-
 import { openDevPki } from "../../proxy/attest/dev-pki.js";
 import { partsToQvl } from "../support/mutate.js";
 import { REPO } from "../support/vectors.js";
+import { tempDir } from "../support/wait.js";
 
 const MRENCLAVE = new Uint8Array(32).fill(0xab);
 const RD = new Uint8Array(64).map((_, i) => i);
@@ -23,7 +23,7 @@ const check = (v: Verdict, name: string) => v.checks.find((c) => c.check === nam
 
 describe("dev PKI on disk", () => {
   it("is created on first use: keys 0600 in a 0700 directory, root.pem beside them; reused after", async () => {
-    const dir = join(mkdtempSync(join(tmpdir(), "amcp-dev-")), "dev");
+    const dir = join(tempDir("amcp-dev-"), "dev");
     const a = await openDevPki(dir);
     assert.equal(statSync(dir).mode & 0o777, 0o700);
     for (const k of ["root", "pck-ca", "pck", "tcb-signing", "attestation", "signer"]) assert.equal(statSync(join(dir, `${k}.key`)).mode & 0o777, 0o600, k);
@@ -33,21 +33,21 @@ describe("dev PKI on disk", () => {
   });
 
   it("two processes starting at once end up with one PKI", async () => {
-    const dir = join(mkdtempSync(join(tmpdir(), "amcp-dev-")), "dev");
+    const dir = join(tempDir("amcp-dev-"), "dev");
     const [a, b, c] = await Promise.all([openDevPki(dir), openDevPki(dir), openDevPki(dir)]);
     assert.equal(a.root.pem, b.root.pem);
     assert.equal(b.root.pem, c.root.pem);
   });
 
   it("an incomplete PKI is an error naming the file, never silently replaced", async () => {
-    const dir = join(mkdtempSync(join(tmpdir(), "amcp-dev-")), "dev");
+    const dir = join(tempDir("amcp-dev-"), "dev");
     await openDevPki(dir);
     rmSync(join(dir, "pck.key"));
     await assert.rejects(openDevPki(dir), (e: unknown) => (e as { code?: string }).code === "DEV_PKI_INCOMPLETE" && /pck\.key/.test((e as Error).message));
   });
 
   it("the PCK leaf carries Intel's SGX extension with the dev platform's FMSPC", async () => {
-    const pki = await openDevPki(join(mkdtempSync(join(tmpdir(), "amcp-dev-")), "dev"));
+    const pki = await openDevPki(join(tempDir("amcp-dev-"), "dev"));
     const { parsePckExtension } = await import("../../proxy/evidence/pck.js");
     const ext = parsePckExtension(pki.pck.cert);
     assert.equal(toHex(ext.fmspc), "de7000000000");
@@ -60,7 +60,7 @@ describe("dev quotes", () => {
   let dir: string;
   const warnings: string[] = [];
   before(async () => {
-    dir = join(mkdtempSync(join(tmpdir(), "amcp-dev-")), "dev");
+    dir = join(tempDir("amcp-dev-"), "dev");
     p = await DevProvider.open({ dir, mrenclave: MRENCLAVE, isvProdId: 3, isvSvn: 7, warn: (m) => warnings.push(m) });
   });
 
@@ -114,7 +114,7 @@ describe("dev collateral drives every TCB status through the verifier", () => {
   let p: DevProvider;
   let quote: Uint8Array;
   before(async () => {
-    p = await DevProvider.open({ dir: join(mkdtempSync(join(tmpdir(), "amcp-dev-")), "dev"), mrenclave: MRENCLAVE, warn: () => {} });
+    p = await DevProvider.open({ dir: join(tempDir("amcp-dev-"), "dev"), mrenclave: MRENCLAVE, warn: () => {} });
     quote = await p.quote(RD);
   });
   const run = (opts: Parameters<typeof devCollateral>[1]) => verifyQuote(quote, { trustRoots: [p.rootPem], collateral: partsToQvl(devCollateral(p.pki, opts)) });
@@ -164,7 +164,7 @@ describe("dev collateral drives every TCB status through the verifier", () => {
   });
 
   it("inspect --collateral DIR --trust-root root.pem on a dev quote: exit 0, status reported", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "amcp-devcol-"));
+    const dir = tempDir("amcp-devcol-");
     await writeCollateralDirectory(join(dir, "col"), devCollateral(p.pki, { status: "SWHardeningNeeded" }));
     const qf = join(dir, "q.bin");
     (await import("node:fs")).writeFileSync(qf, quote);

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { closeSync, constants, mkdtempSync, openSync, writeFileSync } from "node:fs";
+import { closeSync, constants, openSync, writeFileSync } from "node:fs";
 import { open, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,12 +15,13 @@ import { parseQuote } from "../../proxy/evidence/quote.js";
 import { GramineProvider } from "../../proxy/attest/gramine.js";
 import { AttestationError } from "../../proxy/attest/provider.js";
 import { vector } from "../support/vectors.js";
+import { tempDir } from "../support/wait.js";
 
 const TEMPLATE = vector("sgx/phala/quote.bin");
 const REPORT_DATA_AT = 48 + 320;
 
 function fakeDevice(type = "dcap"): string {
-  const dir = mkdtempSync(join(tmpdir(), "amcp-attestation-"));
+  const dir = tempDir("amcp-attestation-");
   writeFileSync(join(dir, "attestation_type"), `${type}\n`);
   writeFileSync(join(dir, "user_report_data"), new Uint8Array(64));
   execFileSync("mkfifo", [join(dir, "quote")]);

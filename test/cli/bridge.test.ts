@@ -6,9 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import { pino } from "pino";
@@ -22,11 +21,11 @@ import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls-verify.js";
 import { startServer, type RunningServer } from "../../proxy/server/listener.js";
 import { assertStreamedProgress, EVERYTHING, startEverythingHttp } from "../support/everything.js";
 import { servedCertificate } from "../support/tls-client.js";
-import { freePort, listen, portOf, shut, sleep, within } from "../support/upstream.js";
+import { freePort, listen, portOf, shut } from "../support/upstream.js";
 import { CLI } from "../support/vectors.js";
+import { sleep, tempDir, within } from "../support/wait.js";
 
 const silent = pino({ level: "silent" });
-const tmp = (prefix: string): string => mkdtempSync(join(tmpdir(), prefix));
 
 interface Remote {
   running: RunningServer;
@@ -44,8 +43,8 @@ interface Remote {
 
 /** serve in-process with a dev provider that can be swapped, e.g. for one with another MRENCLAVE. */
 async function startRemote(upstreamYaml: string): Promise<Remote> {
-  const devDir = join(tmp("amcp-bridge-dev-"), "dev");
-  const file = join(tmp("amcp-bridge-serve-"), "serve.yaml");
+  const devDir = join(tempDir("amcp-bridge-dev-"), "dev");
+  const file = join(tempDir("amcp-bridge-serve-"), "serve.yaml");
   writeFileSync(file, `listen: "127.0.0.1:0"\nattestation: { provider: dev, dev: { dir: "${devDir}" } }\nmetrics: { listen: null }\nlog: { level: silent }\nshutdown: { drain: 1s }\n${upstreamYaml}`);
   const config = await loadConfig({ file });
   let current = await DevProvider.open({ dir: devDir, warn: () => {} });
@@ -58,7 +57,7 @@ async function startRemote(upstreamYaml: string): Promise<Remote> {
   const verdict = await verifyRaTlsCertificate(await servedCertificate("127.0.0.1", running.address.port), { trustRoots: [current.rootPem] });
   assert.equal(verdict.ok, true, JSON.stringify(verdict.failed));
   assert.equal(verdict.quote?.teeType, "SGX");
-  const rootFile = join(tmp("amcp-bridge-root-"), "root.pem");
+  const rootFile = join(tempDir("amcp-bridge-root-"), "root.pem");
   writeFileSync(rootFile, current.rootPem);
   return {
     running,
@@ -75,7 +74,7 @@ async function startRemote(upstreamYaml: string): Promise<Remote> {
 }
 
 function policyFile(r: Remote, opts: { mrenclave?: string; extra?: string } = {}): string {
-  const p = join(tmp("amcp-bridge-policy-"), "policy.yaml");
+  const p = join(tempDir("amcp-bridge-policy-"), "policy.yaml");
   writeFileSync(p, `trustRoots: ["${r.rootFile}"]\nmeasurements:\n  - { mrenclave: "${opts.mrenclave ?? r.mrenclave}" }\nallowDebug: true\ntcb: { require: false }\nfreshness: exporter\n${opts.extra ?? ""}`);
   return p;
 }

@@ -1,8 +1,7 @@
 /** The `attestable-mcp inspect` command, run as a user runs it (the linked bin after npm ci). */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { DevProvider } from "../../proxy/attest/dev.js";
@@ -10,6 +9,7 @@ import { mintIdentity } from "../../proxy/attest/identity.js";
 import type { RaTlsVerdict } from "../../proxy/evidence/ratls-verify.js";
 import type { Verdict } from "../../proxy/evidence/verdict.js";
 import { REPO, vectorPath } from "../support/vectors.js";
+import { tempDir } from "../support/wait.js";
 
 const CLI = join(REPO, "dist/proxy/cli.js");
 
@@ -47,7 +47,7 @@ describe("inspect", () => {
   });
 
   it("hex and base64 quote files give the same verdict as binary; Unix-seconds time works", () => {
-    const dir = mkdtempSync(join(tmpdir(), "amcp-inspect-"));
+    const dir = tempDir("amcp-inspect-");
     const bin = readFileSync(vectorPath("sgx/phala/quote.bin"));
     writeFileSync(join(dir, "q.hex"), bin.toString("hex").replace(/(.{64})/g, "$1\n"));
     writeFileSync(join(dir, "q.b64"), bin.toString("base64") + "\n");
@@ -96,7 +96,7 @@ describe("inspect", () => {
     assert.equal(v.binding?.ok, true);
     assert.equal(v.quote?.teeType === "SGX" && v.quote.mrenclave, "0866e7ca11b9f4efe4bf39b2607f4e1299f111920d96d95719080f01b62b7585");
     assert.ok(v.certificate?.extensions.some((e) => e.kind === "gramine-legacy-quote"));
-    const dir = mkdtempSync(join(tmpdir(), "amcp-inspect-"));
+    const dir = tempDir("amcp-inspect-");
     const der = Buffer.from(readFileSync(pem, "latin1").replace(/-----[^-]+-----|\s+/g, ""), "base64");
     writeFileSync(join(dir, "cert.der"), der);
     const d = run("inspect", join(dir, "cert.der"), "--at", "2023-06-01T00:00:00Z", "--json");
@@ -107,7 +107,7 @@ describe("inspect", () => {
   });
 
   it("a certificate minted by the dev provider: verifies with --trust-root <dev dir>/root.pem (dev: true), fails pck.chain without", async () => {
-    const base = mkdtempSync(join(tmpdir(), "amcp-devcert-"));
+    const base = tempDir("amcp-devcert-");
     const devDir = join(base, ".attestable-mcp", "dev");
     const provider = await DevProvider.open({ dir: devDir, warn: () => {} });
     const minted = await mintIdentity({ provider });
@@ -125,7 +125,7 @@ describe("inspect", () => {
   });
 
   it("garbage input is a verdict (exit 1 at quote.format), not a crash", () => {
-    const dir = mkdtempSync(join(tmpdir(), "amcp-inspect-"));
+    const dir = tempDir("amcp-inspect-");
     writeFileSync(join(dir, "junk"), "not a quote at all\n");
     const r = run("inspect", join(dir, "junk"), "--json");
     assert.equal(r.code, 1);

@@ -6,10 +6,11 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { stringify } from "yaml";
 import { EVERYTHING } from "../support/everything.js";
-import { freePort, within } from "../support/upstream.js";
+import { freePort } from "../support/upstream.js";
 import { CLI, REPO } from "../support/vectors.js";
 import { loadPolicy } from "../../proxy/evidence/policy.js";
 import { policyDoc, startDevServe, type Served } from "../client/harness.js";
+import { within } from "../support/wait.js";
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return within(

@@ -1,8 +1,7 @@
 /** serve (dev provider) in-process, policies against it, and an HTTP upstream that counts requests. */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { DevProvider } from "../../proxy/attest/dev.js";
@@ -12,6 +11,7 @@ import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls-verify.js";
 import { startServer, type RunningServer } from "../../proxy/server/listener.js";
 import { servedCertificate } from "../support/tls-client.js";
 import { startUpstream, type Upstream } from "../support/upstream.js";
+import { tempDir } from "../support/wait.js";
 
 export interface Served {
   running: RunningServer;
@@ -27,7 +27,7 @@ export interface Served {
 }
 
 export async function startDevServe(upstreamYaml: string): Promise<Served> {
-  const dir = mkdtempSync(join(tmpdir(), "amcp-conn-"));
+  const dir = tempDir("amcp-conn-");
   const devDir = join(dir, "dev");
   const file = join(dir, "serve.yaml");
   writeFileSync(

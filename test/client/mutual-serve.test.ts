@@ -5,10 +5,9 @@
  * the upstream.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { IncomingHttpHeaders } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
@@ -21,6 +20,7 @@ import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls-verify.js";
 import { startServer, type RunningServer } from "../../proxy/server/listener.js";
 import { servedCertificate } from "../support/tls-client.js";
 import { startUpstream, type Upstream } from "../support/upstream.js";
+import { tempDir } from "../support/wait.js";
 
 describe("mutual attestation end to end: attestedFetch with a client identity against serve (required)", { timeout: 60_000 }, () => {
   let running: RunningServer;
@@ -32,7 +32,7 @@ describe("mutual attestation end to end: attestedFetch with a client identity ag
   let base: string;
 
   before(async () => {
-    const dir = mkdtempSync(join(tmpdir(), "amcp-mutual-e2e-"));
+    const dir = tempDir("amcp-mutual-e2e-");
     const devDir = join(dir, "dev");
     // The client enclave: same dev PKI, another measurement.
     const clientProvider = await DevProvider.open({ dir: devDir, mrenclave: new Uint8Array(32).fill(0xc1), warn: () => {} });

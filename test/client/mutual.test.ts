@@ -1,8 +1,6 @@
 /** The connector presents its own RA-TLS identity when given one (mutual attestation's client half). */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import { after, before, describe, it } from "node:test";
@@ -11,6 +9,7 @@ import { mintIdentity, type MintedIdentity } from "../../proxy/attest/identity.j
 import { verifyRemote } from "../../proxy/client/connector.js";
 import { buildPolicy, type Policy } from "../../proxy/evidence/policy.js";
 import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls-verify.js";
+import { tempDir } from "../support/wait.js";
 
 describe("client identity", { timeout: 20_000 }, () => {
   let server: Server;
@@ -19,7 +18,7 @@ describe("client identity", { timeout: 20_000 }, () => {
   const peers: (Buffer | null)[] = [];
 
   before(async () => {
-    const dir = mkdtempSync(join(tmpdir(), "amcp-mutual-"));
+    const dir = tempDir("amcp-mutual-");
     const provider = await DevProvider.open({ dir: join(dir, "dev"), warn: () => {} });
     const serverId = await mintIdentity({ provider });
     client = await mintIdentity({ provider, keyType: "P-256" });

@@ -9,8 +9,9 @@ import { devCollateral, writeCollateralDirectory } from "../../proxy/attest/dev-
 import { attestedFetch, rejectionOf, verifyRemote, AttestationRejectedError, type ConnectionVerdict } from "../../proxy/client/connector.js";
 import { buildPolicy } from "../../proxy/evidence/policy.js";
 import type { CheckName } from "../../proxy/evidence/verdict.js";
-import { within } from "../support/upstream.js";
+
 import { countingUpstream, policyFor, startDevServe, type CountingUpstream, type Served } from "./harness.js";
+import { within } from "../support/wait.js";
 
 describe("rejections before a byte reaches the upstream", { timeout: 60_000 }, () => {
   let up: CountingUpstream | undefined;

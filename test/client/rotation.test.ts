@@ -8,8 +8,9 @@ import { after, before, describe, it } from "node:test";
 import { devCollateral, writeCollateralDirectory } from "../../proxy/attest/dev-collateral.js";
 import { attestedFetch, type AttestedFetch, type ConnectionVerdict } from "../../proxy/client/connector.js";
 import { collateralSource, type CollateralSource } from "../../proxy/evidence/appraise.js";
-import { within } from "../support/upstream.js";
+
 import { countingUpstream, policyFor, startDevServe, type CountingUpstream, type Served } from "./harness.js";
+import { within } from "../support/wait.js";
 
 describe("verdict cache and certificate rotation", { timeout: 60_000 }, () => {
   let up: CountingUpstream | undefined;

@@ -8,8 +8,9 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { attestedFetch, type ConnectionVerdict } from "../../proxy/client/connector.js";
 import { EVERYTHING } from "../support/everything.js";
-import { within } from "../support/upstream.js";
+
 import { policyFor, startDevServe, type Served } from "./harness.js";
+import { within } from "../support/wait.js";
 
 describe("the MCP SDK client over attestedFetch", { timeout: 120_000 }, () => {
   let s: Served | undefined;

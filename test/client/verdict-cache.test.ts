@@ -63,10 +63,18 @@ describe("VerdictCache", () => {
 
   it("a failed appraisal is not kept, and the error reaches every waiter", async () => {
     const cache = new VerdictCache(30 * DAY, 8, () => T0);
+    let calls = 0;
     const boom = async (): Promise<Appraisal> => {
-      throw new Error("boom");
+      calls++;
+      throw new Error(`boom ${calls}`);
     };
-    await assert.rejects(Promise.all([cache.get("x", boom), cache.get("x", boom)]), /boom/);
+    const waiters = await Promise.allSettled([cache.get("x", boom), cache.get("x", boom), cache.get("x", boom)]);
+    assert.equal(calls, 1, "the waiters shared one appraisal");
+    for (const w of waiters) {
+      assert.equal(w.status, "rejected");
+      assert.match(String((w as PromiseRejectedResult).reason), /boom 1/);
+    }
     assert.equal(cache.size, 0);
+    await assert.rejects(cache.get("x", boom), /boom 2/, "the failure was not kept");
   });
 });

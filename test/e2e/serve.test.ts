@@ -6,10 +6,9 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { request as httpsRequest, Agent as HttpsAgent } from "node:https";
 import { request as httpRequest } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
 import { after, before, describe, it } from "node:test";
@@ -29,11 +28,12 @@ import { EXPORTER_LABEL } from "../../proxy/server/wellknown.js";
 import { assertStreamedProgress, EVERYTHING, startEverythingHttp } from "../support/everything.js";
 import { pinnedFetch, servedCertificate } from "../support/tls-client.js";
 import { CLI, REPO } from "../support/vectors.js";
+import { tempDir } from "../support/wait.js";
 
 const silent = pino({ level: "silent" });
 
 async function configFile(yaml: string): Promise<string> {
-  const p = join(mkdtempSync(join(tmpdir(), "amcp-serve-")), "serve.yaml");
+  const p = join(tempDir("amcp-serve-"), "serve.yaml");
   writeFileSync(p, yaml);
   return p;
 }
@@ -48,7 +48,7 @@ interface Setup {
 
 /** Start serve in-process; the client side checks the evidence, then pins the certificate. */
 async function setup(upstreamYaml: string): Promise<Setup> {
-  const devDir = join(mkdtempSync(join(tmpdir(), "amcp-serve-dev-")), "dev");
+  const devDir = join(tempDir("amcp-serve-dev-"), "dev");
   const file = await configFile(
     `listen: "127.0.0.1:0"\nattestation: { provider: dev, dev: { dir: "${devDir}" } }\nmetrics: { listen: "127.0.0.1:0" }\nlog: { level: silent }\nshutdown: { drain: 2s }\n${upstreamYaml}`,
   );
@@ -307,7 +307,7 @@ describe("serve with an HTTP upstream (server-everything in streamableHttp mode)
 
 describe("the serve command", { timeout: 60_000 }, () => {
   it("configs/dev.yaml serves (banner says how to check it); SIGTERM exits 0; a bad config exits 2 naming the key", async () => {
-    const devDir = join(mkdtempSync(join(tmpdir(), "amcp-cli-")), "dev");
+    const devDir = join(tempDir("amcp-cli-"), "dev");
     const child = spawn(process.execPath, [CLI, "serve", "--config", join(REPO, "configs/dev.yaml"), "--listen", "127.0.0.1:0", "--set", "metrics.listen=null", "--log-level", "warn"], {
       cwd: REPO,
       env: { PATH: process.env.PATH ?? "", ATTESTABLE_MCP_ATTESTATION_DEV_DIR: devDir },

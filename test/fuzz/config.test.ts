@@ -5,14 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { stringify } from "yaml";
 import { CONFIG_KEYS, ConfigError, envName, loadConfig } from "../../proxy/config.js";
 import { rng } from "../support/mutate.js";
 import { CLI, REPO } from "../support/vectors.js";
+import { tempDir } from "../support/wait.js";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0xc0ff1e);
 
@@ -48,7 +48,7 @@ function namesKey(e: ConfigError, key: string): boolean {
 describe("fuzz: config", () => {
   let dir: string;
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "amcp-config-fuzz-"));
+    dir = tempDir("amcp-config-fuzz-");
   });
   after(() => rm(dir, { recursive: true, force: true }));
 

@@ -8,8 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse as parseToml } from "smol-toml";
@@ -17,6 +16,7 @@ import { parse, parseAllDocuments } from "yaml";
 import { CONFIG_KEYS, ConfigError, envName, loadConfig, type Config } from "../../proxy/config.js";
 import { EVERYTHING } from "../support/everything.js";
 import { REPO } from "../support/vectors.js";
+import { tempDir } from "../support/wait.js";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Y = any;
@@ -368,7 +368,7 @@ describe("ATTESTABLE_MCP_* variables in the deployment files", () => {
 
 describe("the compose health check against a real serve of configs/enclave.yaml (dev profile environment)", { timeout: 60_000 }, () => {
   const children: ChildProcess[] = [];
-  const devDir = join(mkdtempSync(join(tmpdir(), "amcp-deploy-")), "dev");
+  const devDir = join(tempDir("amcp-deploy-"), "dev");
 
   async function serveDev(command: string[]): Promise<{ port: number; stop: () => Promise<void> }> {
     const env = { PATH: process.env.PATH ?? "", ...environment(compose.services["proxy-dev"]), ATTESTABLE_MCP_ATTESTATION_DEV_DIR: devDir };

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createPrivateKey } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -19,6 +19,7 @@ import { parse as parseYaml } from "yaml";
 import { loadConfig } from "../../proxy/config.js";
 import { gramineNamespace, renderTemplate, TemplateError } from "../support/render-template.js";
 import { REPO } from "../support/vectors.js";
+import { tempDir } from "../support/wait.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Y = any;
@@ -187,8 +188,8 @@ function runScript(script: string, args: string[], opts: { env?: Record<string, 
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function tmp(prefix: string): string {
-  return realpathSync(mkdtempSync(join(tmpdir(), `amcp-${prefix}-`)));
+function realTempDir(prefix: string): string {
+  return realpathSync(tempDir(`amcp-${prefix}-`));
 }
 
 function writeExec(path: string, body: string): void {
@@ -506,7 +507,7 @@ describe("scripts/gsc-build and scripts/measure", () => {
     });
 
     it(`${script} --help: usage on stdout, exit 0, without docker or gsc`, () => {
-      const r = runScript(script, ["--help"], { env: { PATH: tmp("empty-path") } });
+      const r = runScript(script, ["--help"], { env: { PATH: realTempDir("empty-path") } });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, new RegExp(`^usage: ${script}`));
       assert.match(r.stdout, /exit status/);
@@ -521,7 +522,7 @@ describe("scripts/gsc-build and scripts/measure", () => {
 
   /** A PATH holding only stubs of the named tools (each would fail if run). */
   function pathWith(...tools: string[]): string {
-    const dir = tmp("stubs");
+    const dir = realTempDir("stubs");
     for (const t of tools) writeExec(join(dir, t), "#!/bin/sh\necho \"stub $0 must not run\" >&2\nexit 127\n");
     return dir;
   }
@@ -535,7 +536,7 @@ describe("scripts/gsc-build and scripts/measure", () => {
       ["scripts/measure", ["gsc"], /docker not found/],
     ];
     for (const [script, tools, message] of cases) {
-      const r = runScript(script, [], { env: { PATH: pathWith(...tools), HOME: tmp("home") } });
+      const r = runScript(script, [], { env: { PATH: pathWith(...tools), HOME: realTempDir("home") } });
       assert.equal(r.code, 2, `${script} with ${tools.join(",") || "nothing"}: ${r.stderr}`);
       assert.match(r.stderr, message, `${script} with ${tools.join(",") || "nothing"}`);
       assert.doesNotMatch(r.stderr, /stub .* must not run|command not found/);
@@ -546,7 +547,7 @@ describe("scripts/gsc-build and scripts/measure", () => {
   });
 
   it("measure --parse turns gsc info-image output into a client policy (issue 5 format) that parses as YAML", () => {
-    const r = runScript("scripts/measure", ["--parse"], { input: INFO_IMAGE, env: { PATH: tmp("empty-path") } });
+    const r = runScript("scripts/measure", ["--parse"], { input: INFO_IMAGE, env: { PATH: realTempDir("empty-path") } });
     assert.equal(r.code, 0, r.stderr);
     const p: Y = parseYaml(r.stdout);
     assert.deepEqual(Object.keys(p).sort(), ["allowDebug", "freshness", "measurements", "tcb", "trustRoots"]);
@@ -561,7 +562,7 @@ describe("scripts/gsc-build and scripts/measure", () => {
 
   it("measure --parse also reads gramine-sgx-sigstruct-view's text (upper-case hex too) and warns about a debug enclave", () => {
     const view = `Attributes:\n    mr_signer: ${SAMPLE_MRSIGNER.toUpperCase()}\n    mr_enclave: ${SAMPLE_MRENCLAVE}\n    isv_prod_id: 7\n    isv_svn: 0\n    debug_enclave: True\n`;
-    const dir = tmp("policy");
+    const dir = realTempDir("policy");
     const out = join(dir, "policy.yaml");
     const r = runScript("scripts/measure", ["--parse", "--out", out], { input: view });
     assert.equal(r.code, 0, r.stderr);
@@ -589,7 +590,7 @@ describe("scripts/gsc-build and scripts/measure", () => {
 
   /** Stub docker and a fake GSC checkout (with templates/) that log their calls. */
   function fakeTools() {
-    const dir = tmp("gsc-flow");
+    const dir = realTempDir("gsc-flow");
     const bin = join(dir, "bin");
     const gscDir = join(dir, "gsc");
     mkdirSync(bin);

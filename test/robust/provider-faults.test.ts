@@ -11,9 +11,8 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { before, describe, it } from "node:test";
@@ -24,10 +23,11 @@ import { loadConfig } from "../../proxy/config.js";
 import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls-verify.js";
 import { startServer } from "../../proxy/server/listener.js";
 import { createRobustUpstream } from "../support/robust-upstream.js";
-import { STDIO_SCRIPT, devDir, eventually, fetchVia, metric, pinnedAgent, scrape } from "../support/robust.js";
+import { STDIO_SCRIPT, devDir, fetchVia, metric, pinnedAgent, scrape } from "../support/robust.js";
 import { servedCertificate } from "../support/tls-client.js";
-import { freePort, listen, portOf, shut, within } from "../support/upstream.js";
+import { freePort, listen, portOf, shut } from "../support/upstream.js";
 import { CLI, REPO } from "../support/vectors.js";
+import { eventually, tempDir, within } from "../support/wait.js";
 
 let dev: DevProvider;
 before(async () => {
@@ -55,7 +55,7 @@ describe("quote generation failing at start-up", { timeout: 60_000 }, () => {
       ["not a quote", Buffer.from("no quote here"), /GRAMINE_QUOTE.*is not a quote/],
       ["a quote over other report data", foreign, /GRAMINE_QUOTE.*carries report data/],
     ] as const) {
-      const dir = mkdtempSync(join(tmpdir(), "amcp-robust-gramine-"));
+      const dir = tempDir("amcp-robust-gramine-");
       mkdirSync(join(dir, "attestation"));
       writeFileSync(join(dir, "attestation/attestation_type"), "dcap\n");
       writeFileSync(join(dir, "attestation/user_report_data"), Buffer.alloc(64));

@@ -8,8 +8,9 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { createRobustUpstream } from "../support/robust-upstream.js";
-import { eventually, fetchVia, pinnedAgent, readSse, spawnServe, type Answer } from "../support/robust.js";
-import { listen, portOf, shut, sleep, within } from "../support/upstream.js";
+import { fetchVia, pinnedAgent, readSse, spawnServe, type Answer } from "../support/robust.js";
+import { listen, portOf, shut } from "../support/upstream.js";
+import { eventually, sleep, within } from "../support/wait.js";
 
 const DRAIN_MS = 5000;
 const SLOW_MS = 1000;

@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createRobustUpstream } from "../support/robust-upstream.js";
 import { streamScenario } from "../support/robust-scenarios.js";
-import { eventually, fdCount, fdTargets, metric, scrape, spawnServe, type SpawnedServe } from "../support/robust.js";
+import { fdCount, fdTargets, metric, scrape, spawnServe, type SpawnedServe } from "../support/robust.js";
 import { listen, portOf, shut } from "../support/upstream.js";
+import { eventually } from "../support/wait.js";
 
 const STREAMS = 200;
 const SECONDS = 10;

@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError, envName, loadConfig } from "../../proxy/config.js";
 import { ClientPolicyError } from "../../proxy/server/client-attestation.js";
 import { REPO } from "../support/vectors.js";
+import { tempDir } from "../support/wait.js";
 
 function file(yaml: string): string {
-  const p = join(mkdtempSync(join(tmpdir(), "amcp-config-")), "c.yaml");
+  const p = join(tempDir("amcp-config-"), "c.yaml");
   writeFileSync(p, yaml);
   return p;
 }

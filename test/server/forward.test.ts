@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import http from "node:http";
 import type { IncomingMessage, IncomingHttpHeaders } from "node:http";
 import net from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, describe, it } from "node:test";
@@ -12,20 +11,8 @@ import { gzipSync } from "node:zlib";
 import { pino } from "pino";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import {
-  LOOPBACK,
-  freePort,
-  listen,
-  portOf,
-  request,
-  shut,
-  sleep,
-  spawnNode,
-  startFront,
-  startUpstream,
-  waitForPort,
-  within,
-} from "../support/upstream.js";
+import { LOOPBACK, freePort, listen, portOf, request, shut, spawnNode, startFront, startUpstream, waitForPort } from "../support/upstream.js";
+import { sleep, tempDir, within } from "../support/wait.js";
 
 const jsonRpcError = (body: Buffer): { jsonrpc: string; id: null; error: { code: number; message: string } } => {
   const v = JSON.parse(body.toString("utf8"));
@@ -562,7 +549,7 @@ describe("forwarder: streaming", () => {
       const quiet = await get("/quiet");
       assert.equal(quiet.ended, false);
       assert.equal(quiet.events, 1);
-      assert.ok(quiet.ms >= 380 && quiet.ms < 2000, `quiet stream closed after ${quiet.ms.toFixed(0)} ms`);
+      assert.ok(quiet.ms >= 380, `quiet stream closed after ${quiet.ms.toFixed(0)} ms, before the idle timeout`);
       await until(() => quietClosed, 1000, "upstream side of the quiet stream closed");
     } finally {
       await front.close();
@@ -608,7 +595,7 @@ describe("forwarder: streaming", () => {
 describe("forwarder: upstream failures", () => {
   it("502 with a JSON-RPC body when nothing listens (TCP and UNIX socket)", async () => {
     const port = await freePort();
-    const dir = await mkdtemp(join(tmpdir(), "fwd-"));
+    const dir = tempDir("fwd-");
     const tcp = await startFront({ target: { kind: "http", host: LOOPBACK, port } });
     const unix = await startFront({ target: { kind: "unix", path: join(dir, "absent.sock") } });
     try {
@@ -647,7 +634,7 @@ describe("forwarder: upstream failures", () => {
       assert.equal(r.status, 504);
       assert.equal(r.headers["content-type"], "application/json");
       assert.match(jsonRpcError(r.body).error.message, /no response headers within 200 ms/);
-      assert.ok(ms >= 180 && ms < 2000, `answered after ${ms.toFixed(0)} ms`);
+      assert.ok(ms >= 180, `answered after ${ms.toFixed(0)} ms, before the headers timeout`);
       assert.deepEqual(front.hooks.events, ["error:timeout"]);
       await until(() => held.size === 0, 1000, "the abandoned upstream connection closed");
     } finally {
@@ -660,7 +647,7 @@ describe("forwarder: upstream failures", () => {
 
 describe("forwarder: targets and upgrades", () => {
   it("UNIX socket target", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "fwd-"));
+    const dir = tempDir("fwd-");
     const sock = join(dir, "up.sock");
     const up = await startUpstream((req, res) => {
       res.setHeader("Content-Type", "application/json");

@@ -7,11 +7,10 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { createServer as createHttpsServer } from "node:https";
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type TLSSocket } from "node:tls";
 import { after, before, describe, it } from "node:test";
@@ -24,11 +23,11 @@ import { loadPolicy, type Policy } from "../../proxy/evidence/policy.js";
 import { ClientAppraiser, ClientPolicyError, createClientGate, type ClientVerdict } from "../../proxy/server/client-attestation.js";
 import { startServer, type RunningServer } from "../../proxy/server/listener.js";
 import { servedCertificate } from "../support/tls-client.js";
-import { LOOPBACK, portOf, shut, sleep, startUpstream, within, type Upstream } from "../support/upstream.js";
+import { LOOPBACK, portOf, shut, startUpstream, type Upstream } from "../support/upstream.js";
 import { CLI } from "../support/vectors.js";
+import { sleep, tempDir, within } from "../support/wait.js";
 
 const silent = pino({ level: "silent" });
-const tmp = (prefix: string): string => mkdtempSync(join(tmpdir(), prefix));
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
 interface Seen {
@@ -75,7 +74,7 @@ interface Clients {
 }
 
 async function clientIdentities(): Promise<Clients> {
-  const dir = join(tmp("amcp-mutual-client-"), "dev");
+  const dir = join(tempDir("amcp-mutual-client-"), "dev");
   const goodProvider = await DevProvider.open({ dir, mrenclave: new Uint8Array(32).fill(0xc1), warn: () => {} });
   const wrongProvider = await DevProvider.open({ dir, mrenclave: new Uint8Array(32).fill(0xee), warn: () => {} });
   return {
@@ -99,7 +98,7 @@ interface Served {
 }
 
 async function serveWith(c: Clients, mode: "required" | "optional"): Promise<Served> {
-  const dir = tmp("amcp-mutual-serve-");
+  const dir = tempDir("amcp-mutual-serve-");
   const upstream = await recordingUpstream();
   const policy = writePolicy(dir, clientPolicyYaml(c));
   const file = join(dir, "serve.yaml");
@@ -305,7 +304,7 @@ describe("client gate: holding and the verdict cache", { timeout: 60_000 }, () =
   let policy: Policy;
   before(async () => {
     c = await clientIdentities();
-    policy = await loadPolicy(writePolicy(tmp("amcp-mutual-pol-"), clientPolicyYaml(c)));
+    policy = await loadPolicy(writePolicy(tempDir("amcp-mutual-pol-"), clientPolicyYaml(c)));
   });
 
   it("a request on the connection is not routed until the appraisal is done", async () => {
@@ -318,7 +317,7 @@ describe("client gate: holding and the verdict cache", { timeout: 60_000 }, () =
       }
     }
     const gate = createClientGate({ mode: "required", policy, log: silent, appraiser: new SlowAppraiser({ policy }) });
-    const server = await mintIdentity({ provider: await DevProvider.open({ dir: join(tmp("amcp-mutual-srv-"), "dev"), warn: () => {} }) });
+    const server = await mintIdentity({ provider: await DevProvider.open({ dir: join(tempDir("amcp-mutual-srv-"), "dev"), warn: () => {} }) });
     const events: string[] = [];
     const https = createHttpsServer({ key: server.keyPem, cert: server.certPem, ...gate.tlsOptions }, (req, res) => {
       events.push("request");
@@ -375,7 +374,7 @@ describe("client gate: holding and the verdict cache", { timeout: 60_000 }, () =
 
   it("the cache is bounded", async () => {
     const a = new ClientAppraiser({ policy, maxEntries: 2 });
-    const provider = await DevProvider.open({ dir: join(tmp("amcp-mutual-many-"), "dev"), mrenclave: new Uint8Array(32).fill(0xc1), warn: () => {} });
+    const provider = await DevProvider.open({ dir: join(tempDir("amcp-mutual-many-"), "dev"), mrenclave: new Uint8Array(32).fill(0xc1), warn: () => {} });
     for (let i = 0; i < 4; i++) await a.appraise((await mintIdentity({ provider, keyType: "P-256" })).certDer);
     assert.equal(a.size, 2);
   });
@@ -389,7 +388,7 @@ describe("client gate: holding and the verdict cache", { timeout: 60_000 }, () =
 
 describe("mutual attestation: config at start", { timeout: 30_000 }, () => {
   it("serve exits 2 naming clientAttestation.policy and the policy's own key", async () => {
-    const dir = tmp("amcp-mutual-cli-");
+    const dir = tempDir("amcp-mutual-cli-");
     const policy = writePolicy(dir, "measurements: any\nfreshness: certificate\nbogus: 1\n");
     const file = join(dir, "serve.yaml");
     writeFileSync(file, `attestation: { provider: dev, dev: { dir: "${join(dir, "dev")}" } }\nupstream: { url: "http://127.0.0.1:1" }\nmetrics: { listen: null }\nclientAttestation: { mode: required, policy: "${policy}" }\n`);
@@ -402,7 +401,7 @@ describe("mutual attestation: config at start", { timeout: 30_000 }, () => {
   });
 
   it("loadConfig: a client policy asking for exporter freshness is refused, naming the key", async () => {
-    const dir = tmp("amcp-mutual-fresh-");
+    const dir = tempDir("amcp-mutual-fresh-");
     const policy = writePolicy(dir, "measurements: any\nfreshness: exporter\n");
     const file = join(dir, "serve.yaml");
     writeFileSync(file, `attestation: { provider: dev }\nupstream: { url: "http://127.0.0.1:1" }\nclientAttestation: { mode: optional, policy: "${policy}" }\n`);

@@ -8,10 +8,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { existsSync, readFileSync, readdirSync, realpathSync } from "node:fs";
+import { readFileSync, readdirSync, realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { pino } from "pino";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -24,51 +23,16 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { createStdioUpstream, type StdioOptions, type StdioUpstream } from "../../proxy/server/stdio.js";
 import type { ProxyHooks } from "../../proxy/server/hooks.js";
+import { REPO } from "../support/vectors.js";
+import { alive, sleep, waitFor } from "../support/wait.js";
 
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 10; i++) {
-    const pkg = join(dir, "package.json");
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, "utf8")) as { name?: string }).name === "attestable-mcp-proxy") return dir;
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  throw new Error("repository root not found");
-}
-
-const ROOT = repoRoot();
-const EVERYTHING = join(ROOT, "node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+const EVERYTHING = join(REPO, "node_modules/@modelcontextprotocol/server-everything/dist/index.js");
 const EVERYTHING_CMD = [process.execPath, EVERYTHING, "stdio"];
 
 const silent = pino({ level: "silent" });
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `cond` every 25 ms until true or `ms` elapsed (bounded in count and time). */
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (let i = 0; i < Math.ceil(ms / 25) + 1; i++) {
-    if (cond()) return;
-    if (Date.now() > deadline) break;
-    await sleep(25);
-  }
-  if (!cond()) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Live children of this process whose command line contains `marker` (Linux /proc). */
 function childPids(marker: string): number[] {
@@ -130,7 +94,7 @@ interface Proxy {
 }
 
 async function startProxy(defer: Defer, opts: Partial<StdioOptions> = {}): Promise<Proxy> {
-  const up = createStdioUpstream({ command: EVERYTHING_CMD, cwd: ROOT, log: silent, ...opts });
+  const up = createStdioUpstream({ command: EVERYTHING_CMD, cwd: REPO, log: silent, ...opts });
   const server = http.createServer((req, res) => {
     if (!up.handle(req, res)) {
       res.statusCode = 404;

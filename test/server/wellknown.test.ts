@@ -1,9 +1,7 @@
 /** The attestation endpoint's limits: the per-process quote rate limit, the per-connection cache, provider failure. */
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { mkdtempSync } from "node:fs";
 import { Agent as HttpsAgent, createServer, request } from "node:https";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
@@ -11,10 +9,11 @@ import { DevProvider } from "../../proxy/attest/dev.js";
 import { mintIdentity } from "../../proxy/attest/identity.js";
 import type { AttestationProvider } from "../../proxy/attest/provider.js";
 import { createAttestationEndpoint } from "../../proxy/server/wellknown.js";
+import { tempDir } from "../support/wait.js";
 
 let dev: DevProvider;
 before(async () => {
-  dev = await DevProvider.open({ dir: join(mkdtempSync(join(tmpdir(), "amcp-wk-")), "dev"), warn: () => {} });
+  dev = await DevProvider.open({ dir: join(tempDir("amcp-wk-"), "dev"), warn: () => {} });
 });
 
 async function serveEndpoint(provider: AttestationProvider, quotesPerMinute: number) {

@@ -5,9 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { DevProvider } from "../../proxy/attest/dev.js";
@@ -17,6 +16,7 @@ import { parseCertificate } from "../../proxy/evidence/x509.js";
 import { servedCertificate } from "../support/tls-client.js";
 import { startUpstream, type Upstream } from "../support/upstream.js";
 import { CLI } from "../support/vectors.js";
+import { tempDir } from "../support/wait.js";
 
 const exitOf = (child: ChildProcess): Promise<number | string> =>
   new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(child.exitCode ?? child.signalCode!) : child.once("exit", (code, signal) => r(code ?? signal ?? "?"))));
@@ -47,7 +47,7 @@ describe("serve with workers: 2", { timeout: 90_000 }, () => {
       res.writeHead(200, { "Content-Type": "text/plain" });
       res.end(`pid ${process.pid} ${req.url}`);
     });
-    const dir = mkdtempSync(join(tmpdir(), "amcp-workers-"));
+    const dir = tempDir("amcp-workers-");
     const devDir = join(dir, "dev");
     const file = join(dir, "serve.yaml");
     writeFileSync(

@@ -5,7 +5,7 @@
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import type { UpstreamStats } from "./robust-upstream.js";
 import { fetchVia, percentile, pinnedAgent, readSse, sequenceProblems, type SpawnedServe } from "./robust.js";
-import { sleep } from "./upstream.js";
+import { sleep } from "./wait.js";
 
 export interface StreamFigures {
   streams: number;
@@ -152,5 +152,3 @@ export async function slowloris(serve: SpawnedServe, opts: { count: number; tric
     },
   };
 }
-
-export { sleep };

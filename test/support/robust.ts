@@ -4,15 +4,15 @@
  * certificate, metrics scraping, SSE reading, and small statistics. Every wait is bounded.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { derToPem } from "../../proxy/evidence/x509-build.js";
 import { servedCertificate } from "./tls-client.js";
-import { freePort, sleep, within } from "./upstream.js";
+import { freePort } from "./upstream.js";
 import { CLI, DIST, REPO } from "./vectors.js";
+import { eventually, sleep, tempDir, within } from "./wait.js";
 
 export const UPSTREAM_SCRIPT = resolve(DIST, "test/support/robust-upstream.js");
 export const STDIO_SCRIPT = resolve(DIST, "test/support/robust-stdio.js");
@@ -64,25 +64,6 @@ export function childrenOf(pid: number): number[] {
   return out;
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Polls `cond` every `stepMs` until true or `ms` elapsed; returns whether it became true. */
-export async function eventually(cond: () => boolean | Promise<boolean>, ms: number, stepMs = 50): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (let i = 0; i <= Math.ceil(ms / stepMs); i++) {
-    if (await cond()) return true;
-    if (Date.now() >= deadline) break;
-    await sleep(stepMs);
-  }
-  return cond();
-}
 
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
@@ -93,7 +74,7 @@ export function percentile(values: number[], p: number): number {
 let sharedDevDir: string | undefined;
 /** One dev PKI for every serve a test process spawns (creating it costs a few key generations). */
 export function devDir(): string {
-  sharedDevDir ??= join(mkdtempSync(join(tmpdir(), "amcp-robust-dev-")), "dev");
+  sharedDevDir ??= join(tempDir("amcp-robust-dev-"), "dev");
   return sharedDevDir;
 }
 
@@ -117,7 +98,7 @@ export interface SpawnedServe {
  */
 export async function spawnServe(yaml: string, opts: { env?: NodeJS.ProcessEnv; startMs?: number } = {}): Promise<SpawnedServe> {
   const metricsPort = await freePort();
-  const file = join(mkdtempSync(join(tmpdir(), "amcp-robust-")), "serve.yaml");
+  const file = join(tempDir("amcp-robust-"), "serve.yaml");
   writeFileSync(
     file,
     `listen: "127.0.0.1:0"\nattestation: { provider: dev, dev: { dir: "${devDir()}" } }\ncertificate: { keyType: P-256 }\nmetrics: { listen: "127.0.0.1:${metricsPort}" }\nlog: { level: warn }\n${yaml}`,

@@ -7,19 +7,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { pino } from "pino";
 import { createForwarder, type ForwardOptions, type Forwarder } from "../../proxy/server/forward.js";
 import type { ProxyHooks } from "../../proxy/server/hooks.js";
+import { sleep, within } from "./wait.js";
 
 export const LOOPBACK = "127.0.0.1";
 
-/** Rejects after `ms` so no test waits forever. */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function listen(server: net.Server, where: number | string = 0): Promise<void> {
   await new Promise<void>((resolve, reject) => {

@@ -1,4 +1,4 @@
-/** Where the shared real vectors live, and typed access to expected.json. */
+/** Where the real vectors live, and typed access to expected.json. */
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,7 +9,8 @@ export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..")
 export const DIST = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /** The CLI of the same build as the running test. */
 export const CLI = resolve(DIST, "proxy/cli.js");
-export const VECTORS = process.env.ATTESTABLE_MCP_VECTORS ?? resolve(REPO, "../shared/vectors");
+/** The real vectors, copied byte-exact with their provenance (test/fixtures/README.md). */
+export const VECTORS = resolve(REPO, "test/fixtures/vectors");
 
 export interface ExpectedSgx {
   path: string;

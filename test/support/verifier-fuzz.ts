@@ -6,8 +6,7 @@
  * The suite runs a short campaign; `npm run soak` runs a long one with the same code.
  */
 import { createHash, generateKeyPairSync } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { DevProvider } from "../../proxy/attest/dev.js";
 import { mintIdentity } from "../../proxy/attest/identity.js";
@@ -21,6 +20,7 @@ import type { Verdict } from "../../proxy/evidence/verdict.js";
 import { verifyQuote } from "../../proxy/evidence/verify.js";
 import { mutateBytes, mutateQuote, partsToQvl, rng } from "./mutate.js";
 import { vector, vectorPath } from "./vectors.js";
+import { tempDir } from "./wait.js";
 
 export const SLOW_MS = 100;
 
@@ -129,7 +129,7 @@ export async function runVerifierFuzz(counts: CampaignCounts, seed = Number(proc
   }
 
   // 2. RA-TLS certificates (dev evidence): byte mutations of the whole DER.
-  const dir = await mkdtemp(join(tmpdir(), "amcp-fuzz-"));
+  const dir = tempDir("amcp-fuzz-");
   try {
     const provider = await DevProvider.open({ dir, warn: () => {} });
     const id = await mintIdentity({ provider, keyType: "P-256" });

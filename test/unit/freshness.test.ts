@@ -6,8 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, connect, type TLSSocket, type Server } from "node:tls";
 import { after, before, describe, it } from "node:test";
@@ -17,7 +15,8 @@ import { checkFreshEvidence, freshness, MAX_EVIDENCE_BYTES, type EvidenceRespons
 import { buildClaims, spkiOfCertificate, taggedReportData } from "../../proxy/evidence/ratls-build.js";
 import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls-verify.js";
 import { derToPem } from "../../proxy/evidence/x509-build.js";
-import { within } from "../support/upstream.js";
+import { tempDir, within } from "../support/wait.js";
+
 
 const bytes = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 
@@ -28,7 +27,7 @@ describe("fresh evidence checks", { timeout: 30_000 }, () => {
   let exp: FreshnessExpectation;
 
   before(async () => {
-    const dir = join(mkdtempSync(join(tmpdir(), "amcp-fresh-")), "dev");
+    const dir = join(tempDir("amcp-fresh-"), "dev");
     provider = await DevProvider.open({ dir, mrenclave: new Uint8Array(32).fill(0x11), warn: () => {} });
     id = await mintIdentity({ provider });
     other = await mintIdentity({ provider });
@@ -87,7 +86,7 @@ describe("fresh evidence checks", { timeout: 30_000 }, () => {
     },
     {
       name: "a quote under a root the policy does not trust",
-      parts: async () => ({ by: await DevProvider.open({ dir: join(mkdtempSync(join(tmpdir(), "amcp-fresh-other-")), "dev"), mrenclave: new Uint8Array(32).fill(0x11), warn: () => {} }) }),
+      parts: async () => ({ by: await DevProvider.open({ dir: join(tempDir("amcp-fresh-other-"), "dev"), mrenclave: new Uint8Array(32).fill(0x11), warn: () => {} }) }),
       check: "freshness.quote",
       reason: /fails pck\.chain/,
     },
@@ -124,7 +123,7 @@ describe("the on-socket evidence exchange", { timeout: 30_000 }, () => {
   const requests: string[] = [];
 
   before(async () => {
-    provider = await DevProvider.open({ dir: join(mkdtempSync(join(tmpdir(), "amcp-wire-")), "dev"), warn: () => {} });
+    provider = await DevProvider.open({ dir: join(tempDir("amcp-wire-"), "dev"), warn: () => {} });
     id = await mintIdentity({ provider });
     server = createServer({ key: id.keyPem, cert: id.certPem }, (socket) => {
       let text = "";

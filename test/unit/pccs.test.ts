@@ -4,8 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { DevProvider } from "../../proxy/attest/dev.js";
@@ -28,9 +27,9 @@ import { verifyQuote } from "../../proxy/evidence/verify.js";
 import { basicConstraints, buildCertificate, derToPem, keyUsage, type Name } from "../../proxy/evidence/x509-build.js";
 import { PccsStandin, setFromParts, setFromPcsDirectory, type StandinSet } from "../support/pccs-standin.js";
 import { expected, vector, vectorPath } from "../support/vectors.js";
+import { tempDir } from "../support/wait.js";
 
 const check = (v: Verdict, name: string) => v.checks.find((c) => c.check === name);
-const tmp = (p = "amcp-pccs-") => mkdtempSync(join(tmpdir(), p));
 const code = (want: string, message?: RegExp) => (e: unknown) => {
   assert.equal((e as { code?: string }).code, want, (e as Error).message);
   if (message) assert.match((e as Error).message, message);
@@ -184,7 +183,7 @@ function chainWithCa(caCn: string): { rootPem: string; chainPem: string } {
 let dev: DevProvider;
 let devQuote: Uint8Array;
 before(async () => {
-  dev = await DevProvider.open({ dir: join(tmp("amcp-pccs-dev-"), "dev"), mrenclave: new Uint8Array(32).fill(0xab), warn: () => undefined });
+  dev = await DevProvider.open({ dir: join(tempDir("amcp-pccs-dev-"), "dev"), mrenclave: new Uint8Array(32).fill(0xab), warn: () => undefined });
   devQuote = await dev.quote(new Uint8Array(64).fill(7));
 });
 
@@ -254,7 +253,7 @@ describe("PccsClient on the phala SGX vector", () => {
   });
 
   it("serves from memory, then from disk in a new client, with zero requests; cache dir 0700, file 0600", async () => {
-    const dir = join(tmp(), "cache");
+    const dir = join(tempDir(), "cache");
     await withStandin([phalaSet], async (s) => {
       const clock = { now: PHALA_AT };
       const a = client({ url: s.url, cacheDir: dir }, clock);
@@ -281,7 +280,7 @@ describe("PccsClient on the phala SGX vector", () => {
   });
 
   it('"~" in cacheDir is the home directory', async () => {
-    const home = tmp("amcp-pccs-home-");
+    const home = tempDir("amcp-pccs-home-");
     const saved = process.env.HOME;
     process.env.HOME = home;
     try {
@@ -304,7 +303,7 @@ describe("PccsClient on the phala SGX vector", () => {
   });
 
   it("after nextUpdate with the service down: the stale copy, with the reason; verifyQuote then fails collateral.fresh", async () => {
-    const dir = join(tmp(), "cache");
+    const dir = join(tempDir(), "cache");
     const clock = { now: PHALA_AT };
     await withStandin([phalaSet], async (s) => {
       await client({ url: s.url, cacheDir: dir }, clock).get(PHALA_KEY);
@@ -355,7 +354,7 @@ describe("PccsClient on the phala SGX vector", () => {
   });
 
   it("after nextUpdate with a tampered signature: the stale copy is kept, the tampered one never returned nor cached", async () => {
-    const dir = join(tmp(), "cache");
+    const dir = join(tempDir(), "cache");
     const file = join(dir, "sgx-00a067110000-processor.json");
     await withStandin([phalaSet], async (s) => {
       const clock = { now: PHALA_AT };
@@ -383,7 +382,7 @@ describe("PccsClient on the phala SGX vector", () => {
       s.fault = "tamper-tcb-signature";
 
       // No good copy at all: an error, and nothing written.
-      const empty = join(tmp(), "cache");
+      const empty = join(tempDir(), "cache");
       await assert.rejects(client({ url: s.url, cacheDir: empty }, { now: PHALA_AT }).get(PHALA_KEY), (e: unknown) => {
         assert.ok(e instanceof CollateralError);
         assert.equal(e.code, "COLLATERAL_UNAVAILABLE");
@@ -395,7 +394,7 @@ describe("PccsClient on the phala SGX vector", () => {
   });
 
   it("a cache file changed on disk is not served: refetched when the service is up, an error when it is down", async () => {
-    const dir = join(tmp(), "cache");
+    const dir = join(tempDir(), "cache");
     const file = join(dir, "sgx-00a067110000-processor.json");
     await withStandin([phalaSet], async (s) => {
       await client({ url: s.url, cacheDir: dir }, { now: PHALA_AT }).get(PHALA_KEY);
@@ -436,7 +435,7 @@ describe("PccsClient on the phala SGX vector", () => {
         const t0 = Date.now();
         await assert.rejects(client({ url: s.url, timeoutMs: 150 }, { now: PHALA_AT }).get(PHALA_KEY), code("COLLATERAL_UNAVAILABLE", /PCCS_TIMEOUT: GET .* no complete answer within 150 ms/));
         const took = Date.now() - t0;
-        assert.ok(took >= 140 && took < 3000, `${fault}: ${took} ms`);
+        assert.ok(took >= 140, `${fault}: gave up after ${took} ms, before its timeout`);
       });
     }
   });
@@ -552,7 +551,7 @@ describe("PccsClient on dev collateral", () => {
 
   it("without the dev root, dev collateral is never accepted, fetched or from a cache file", async () => {
     const parts = devCollateral(dev.pki, { issued: new Date(T0.getTime() - hour), nextUpdate: new Date(T0.getTime() + hour) });
-    const dir = join(tmp(), "cache");
+    const dir = join(tempDir(), "cache");
     await withStandin([setFromParts(parts, "processor")], async (s) => {
       await assert.rejects(client({ url: s.url, cacheDir: dir }, { now: T0 }).get(key), code("COLLATERAL_UNAVAILABLE", /COLLATERAL_SIGNATURE: collateral does not verify under any trust root \(under CN=Intel SGX Root CA/));
       assert.equal(existsSync(dir) ? readdirSync(dir).length : 0, 0);
@@ -569,7 +568,7 @@ describe("PccsClient on dev collateral", () => {
     const old = devCollateral(dev.pki, { status: "OutOfDate", issued: new Date(T0.getTime() - hour), nextUpdate: new Date(T0.getTime() + hour) });
     const next = new Date(T0.getTime() + 24 * hour);
     const renewed = devCollateral(dev.pki, { status: "UpToDate", issued: new Date(T0.getTime() + hour), nextUpdate: next });
-    const dir = join(tmp(), "cache");
+    const dir = join(tempDir(), "cache");
     await withStandin([setFromParts(old, "processor")], async (s) => {
       const clock = { now: T0 };
       const c = client({ url: s.url, cacheDir: dir, trustRoots: [dev.rootPem] }, clock);

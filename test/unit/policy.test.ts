@@ -3,8 +3,7 @@
  * checks on real verdicts (Intel vectors with collateral, dev evidence).
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { DevProvider } from "../../proxy/attest/dev.js";
@@ -13,6 +12,7 @@ import { applyPolicy, buildPolicy, loadPolicy, PolicyError, type Policy } from "
 import type { Verdict } from "../../proxy/evidence/verdict.js";
 import { verifyQuote } from "../../proxy/evidence/verify.js";
 import { REPO, vector, vectorPath } from "../support/vectors.js";
+import { tempDir } from "../support/wait.js";
 
 const PHALA = { quote: "sgx/phala/quote.bin", collateral: "sgx/phala/collateral", at: new Date("2025-07-19T10:01:17Z") };
 const PHALA_MRENCLAVE = "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb";
@@ -91,7 +91,7 @@ describe("policy files: validation", () => {
   });
 
   it("trust roots: paths relative to the policy file; Intel's root written as a file counts as intel", async () => {
-    const provider = await DevProvider.open({ dir: await mkdtemp(join(tmpdir(), "amcp-policy-")), warn: () => {} });
+    const provider = await DevProvider.open({ dir: tempDir("amcp-policy-"), warn: () => {} });
     const seen: string[] = [];
     const read = async (path: string) => {
       seen.push(path);
@@ -115,7 +115,7 @@ describe("policy files: validation", () => {
   });
 
   it("loadPolicy reads YAML, refuses duplicate keys and names an unreadable file", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "amcp-policy-"));
+    const dir = tempDir("amcp-policy-");
     try {
       const file = join(dir, "p.yaml");
       await writeFile(file, `measurements:\n  - { mrsigner: "${PHALA_MRSIGNER}", isvProdId: 0, minIsvSvn: 0 }\nfreshness: nonce\n`);
@@ -190,7 +190,7 @@ describe("policy checks on real Intel evidence (phala: ConfigurationAndSWHardeni
   });
 
   it("Intel evidence under a policy that lists only other roots fails policy.trust-root", async () => {
-    const provider = await DevProvider.open({ dir: await mkdtemp(join(tmpdir(), "amcp-policy-")), warn: () => {} });
+    const provider = await DevProvider.open({ dir: tempDir("amcp-policy-"), warn: () => {} });
     const v = applyPolicy(phala, await policy({ ...base, trustRoots: ["dev.pem"] }, async () => provider.rootPem));
     assert.equal(v.failed?.check, "policy.trust-root");
   });
@@ -236,7 +236,7 @@ describe("policy checks on dev evidence", () => {
   let provider: DevProvider;
   let dir: string;
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "amcp-policy-dev-"));
+    dir = tempDir("amcp-policy-dev-");
     provider = await DevProvider.open({ dir, warn: () => {} });
   });
   after(() => rm(dir, { recursive: true, force: true }));

@@ -4,8 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { DevProvider } from "../../proxy/attest/dev.js";
@@ -20,6 +19,7 @@ import { parseCertificate } from "../../proxy/evidence/x509.js";
 import { hex } from "../support/der.js";
 import { flipped } from "../support/mutate.js";
 import { VECTORS } from "../support/vectors.js";
+import { tempDir } from "../support/wait.js";
 
 const check = (v: RaTlsVerdict, name: string) => v.checks.find((c) => c.check === name);
 const gramineDer = pemBlocks(readFileSync(join(VECTORS, "ratls/gramine-cert.pem"), "latin1"))[0]!;
@@ -27,7 +27,7 @@ const gramineDer = pemBlocks(readFileSync(join(VECTORS, "ratls/gramine-cert.pem"
 let provider: DevProvider;
 let minted: MintedIdentity;
 before(async () => {
-  provider = await DevProvider.open({ dir: join(mkdtempSync(join(tmpdir(), "amcp-ratls-")), "dev"), mrenclave: new Uint8Array(32).fill(0x5a), warn: () => {} });
+  provider = await DevProvider.open({ dir: join(tempDir("amcp-ratls-"), "dev"), mrenclave: new Uint8Array(32).fill(0x5a), warn: () => {} });
   minted = await mintIdentity({ provider });
 });
 
