@@ -20,7 +20,7 @@ COPY package.json package-lock.json tsconfig.json ./
 # --ignore-scripts: `prepare` would build before the sources are here; we build below.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY proxy ./proxy
-RUN npx tsc -p tsconfig.json && test -f dist/proxy/cli.js
+RUN npx tsc -p tsconfig.json && test -f dist/proxy/cli/main.js
 
 # ---- deps: production dependencies and the MCP server --------------------------------------
 FROM node:24.20.0-bookworm-slim AS deps
@@ -72,4 +72,4 @@ COPY --from=deps /app/mcp-server /app/mcp-server
 # TLS (RA-TLS, the MCP endpoint) and metrics, as in configs/enclave.yaml.
 EXPOSE 8443 9464
 # GSC serialises this into a trusted argv file: `docker run` arguments are ignored.
-ENTRYPOINT ["/usr/local/bin/node", "/app/dist/proxy/cli.js", "serve", "--config", "/app/configs/enclave.yaml"]
+ENTRYPOINT ["/usr/local/bin/node", "/app/dist/proxy/cli/main.js", "serve", "--config", "/app/configs/enclave.yaml"]

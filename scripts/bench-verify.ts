@@ -13,10 +13,10 @@
  * Bounded: at most ITER iterations and BUDGET_MS per target and quote.
  */
 import { createRequire } from "node:module";
-import { loadCollateral } from "../proxy/evidence/collateral-files.js";
-import { clearPckChainCache } from "../proxy/evidence/dcap.js";
-import { clearSignatureCaches } from "../proxy/evidence/signatures.js";
-import { verifyQuote } from "../proxy/evidence/verify.js";
+import { loadCollateral } from "../proxy/evidence/dcap/collateral-files.js";
+import { clearPckChainCache } from "../proxy/evidence/dcap/quote-checks.js";
+import { clearSignatureCaches } from "../proxy/evidence/dcap/signatures.js";
+import { verifyQuote } from "../proxy/evidence/dcap/verify.js";
 import { qvlCollateralFromDir } from "../test/support/qvl.js";
 import { vector, vectorPath } from "../test/support/vectors.js";
 

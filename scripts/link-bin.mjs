@@ -5,7 +5,7 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const target = join(root, "dist/proxy/cli.js");
+const target = join(root, "dist/proxy/cli/main.js");
 const link = join(root, "node_modules/.bin/attestable-mcp");
 chmodSync(target, 0o755);
 mkdirSync(dirname(link), { recursive: true });

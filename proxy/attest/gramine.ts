@@ -8,8 +8,8 @@
 import { constants } from "node:fs";
 import { access, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { equalBytes, toHex } from "../evidence/bytes.js";
-import { MAX_QUOTE_BYTES, parseQuote } from "../evidence/quote.js";
+import { equalBytes, toHex } from "../core/bytes.js";
+import { MAX_QUOTE_BYTES, parseQuote } from "../evidence/dcap/quote.js";
 import { AttestationError, checkReportData, type AttestationProvider } from "./provider.js";
 
 export const GRAMINE_ATTESTATION_DIR = "/dev/attestation";

@@ -9,8 +9,8 @@
  */
 import { createHash, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { derToPem } from "../evidence/x509-build.js";
-import { buildClaims, buildRaTlsCertificate, legacyReportData, spkiOf, taggedReportData } from "../evidence/ratls-build.js";
+import { derToPem } from "./build/x509.js";
+import { buildClaims, buildRaTlsCertificate, legacyReportData, spkiOf, taggedReportData } from "./build/ratls.js";
 import type { AttestationProvider } from "./provider.js";
 
 export type KeyType = "P-384" | "P-256";

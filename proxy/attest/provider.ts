@@ -3,7 +3,7 @@
  * Gramine's /dev/attestation on real SGX; `dev` signs real-format DCAP quotes with a local dev PKI
  * so that the whole path runs, unchanged, without SGX. Nothing ever falls back from one to the other.
  */
-import { EvidenceError } from "../evidence/errors.js";
+import { EvidenceError } from "../core/errors.js";
 
 export const REPORT_DATA_BYTES = 64;
 

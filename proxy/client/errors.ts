@@ -1,5 +1,5 @@
 /** Errors of the client side. Each has a stable `code`; rejections carry the whole verdict. */
-import { EvidenceError } from "../evidence/errors.js";
+import { EvidenceError } from "../core/errors.js";
 import type { ConnectionVerdict } from "./verdict.js";
 
 /** The peer's evidence did not satisfy the policy: nothing was sent to it. */

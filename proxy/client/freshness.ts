@@ -11,14 +11,14 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { TLSSocket } from "node:tls";
-import { equalBytes, isAllZero, toHex } from "../evidence/bytes.js";
-import { decodeCbor } from "../evidence/cbor.js";
-import { pemBlocks } from "../evidence/pem.js";
-import { parseQuote } from "../evidence/quote.js";
-import { PUBKEY_HASH_SHA256 } from "../evidence/ratls.js";
+import { equalBytes, isAllZero, toHex } from "../core/bytes.js";
+import { decodeCbor } from "../evidence/ratls/cbor.js";
+import { pemBlocks } from "../evidence/asn1/pem.js";
+import { parseQuote } from "../evidence/dcap/quote.js";
+import { PUBKEY_HASH_SHA256 } from "../evidence/ratls/read.js";
 import { CheckList, type Check, type PlatformFields, type QuoteFields } from "../evidence/verdict.js";
-import { verifyQuote } from "../evidence/verify.js";
-import { parseCertificate } from "../evidence/x509.js";
+import { verifyQuote } from "../evidence/dcap/verify.js";
+import { parseCertificate } from "../evidence/asn1/x509.js";
 import { ATTESTATION_PATH, EXPORTER_LABEL } from "../server/wellknown.js";
 import type { FreshnessResult } from "./verdict.js";
 

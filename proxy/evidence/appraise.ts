@@ -4,12 +4,12 @@
  * and appends the policy's checks. Every side that trusts a peer uses this: `verify`, the client
  * connector and bridge, and the listener's client attestation.
  */
-import { readRaTls } from "./ratls.js";
-import { verifyRaTlsCertificate, type RaTlsVerdict } from "./ratls-verify.js";
+import { readRaTls } from "./ratls/read.js";
+import { verifyRaTlsCertificate, type RaTlsVerdict } from "./ratls/verify.js";
 import { applyPolicy, policyTrustRoots, type Policy } from "./policy.js";
-import { PccsClient, collateralKeyOf } from "./pccs.js";
+import { PccsClient, collateralKeyOf } from "../collateral/pccs.js";
 import { CheckList } from "./verdict.js";
-import { parseCertificate } from "./x509.js";
+import { parseCertificate } from "./asn1/x509.js";
 
 export interface CollateralInfo {
   /** Where the collateral came from: a file, the network, the disk cache, or a stale cached copy. */

@@ -9,8 +9,8 @@ import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseDocument } from "yaml";
-import { ConfigError, bool, duration, int, oneOf, str } from "../config.js";
-import { trustAnchors, type TrustAnchor } from "./roots.js";
+import { ConfigError, bool, duration, int, oneOf, str } from "../server/config.js";
+import { trustAnchors, type TrustAnchor } from "./dcap/roots.js";
 import { CheckList, type Check, type TcbStatus, type Verdict } from "./verdict.js";
 
 export class PolicyError extends ConfigError {

@@ -22,11 +22,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
-import { ConfigError } from "../config.js";
+import { ConfigError } from "./config.js";
 import { appraisalExpiry, ExpiringCache } from "../evidence/appraisal-cache.js";
 import { appraiseCertificate, collateralSource, type Appraisal, type CollateralSource } from "../evidence/appraise.js";
 import { PolicyError, loadPolicy, type Policy } from "../evidence/policy.js";
-import { jsonRpcErrorBody } from "./jsonrpc-error.js";
+import { jsonRpcErrorBody } from "../core/jsonrpc.js";
 
 export type ClientAttestationMode = "off" | "optional" | "required";
 

@@ -19,7 +19,7 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "pino";
-import { EvidenceError } from "../evidence/errors.js";
+import { EvidenceError } from "../core/errors.js";
 
 /** A worker could not start or ended on its own. */
 export class WorkerError extends EvidenceError {}

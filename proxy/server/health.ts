@@ -8,7 +8,7 @@ import { access } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { connect } from "node:net";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
-import type { Upstream } from "../config.js";
+import type { Upstream } from "./config.js";
 import type { Identity } from "../attest/identity.js";
 
 const CONNECT_TIMEOUT_MS = 1000;

@@ -11,16 +11,16 @@ import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import { AttestationError, type AttestationProvider } from "../attest/provider.js";
-import { equalBytes } from "../evidence/bytes.js";
-import { parseQuote } from "../evidence/quote.js";
+import { equalBytes } from "../core/bytes.js";
+import { parseQuote } from "../evidence/dcap/quote.js";
 import { Identity } from "../attest/identity.js";
-import type { Config } from "../config.js";
+import type { Config } from "./config.js";
 import { createClientGate, loadClientPolicy } from "./client-attestation.js";
-import { createForwarder, type Forwarder } from "./forward.js";
+import { createForwarder, type Forwarder } from "./upstream/http/forward.js";
 import { createHealth, upstreamProbe } from "./health.js";
-import { sendJsonRpcError } from "./jsonrpc-error.js";
+import { sendJsonRpcError } from "../core/jsonrpc.js";
 import { createMetrics, requestAccounting, startMetricsServer, type Metrics } from "./metrics.js";
-import type { StdioUpstream } from "./stdio.js";
+import type { StdioUpstream } from "./upstream/stdio/relay.js";
 import { ATTESTATION_PATH, createAttestationEndpoint } from "./wellknown.js";
 
 export interface RunningServer {
@@ -93,7 +93,7 @@ export async function startServer(config: Config, provider: AttestationProvider,
   let stdio: StdioUpstream | null = null;
   if (up.kind === "stdio") {
     // Loaded only here: the MCP SDK behind it is about 20 MB of resident heap an HTTP upstream never uses.
-    const { createStdioUpstream } = await import("./stdio.js");
+    const { createStdioUpstream } = await import("./upstream/stdio/relay.js");
     stdio = createStdioUpstream({
       command: up.command,
       env: up.env,

@@ -14,8 +14,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import type { AttestationProvider } from "../attest/provider.js";
-import { buildClaims, spkiOfCertificate, taggedReportData } from "../evidence/ratls-build.js";
-import { derToPem } from "../evidence/x509-build.js";
+import { buildClaims, spkiOfCertificate, taggedReportData } from "../attest/build/ratls.js";
+import { derToPem } from "../attest/build/x509.js";
 
 export const ATTESTATION_PATH = "/.well-known/attestation";
 export const EXPORTER_LABEL = "EXPORTER-attestable-mcp";

@@ -62,7 +62,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 // The compiled tree this script runs from (dist/, or a private out dir), so that it measures the
 // build it belongs to.
 const build = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const CLI = join(build, "proxy/cli.js");
+const CLI = join(build, "proxy/cli/main.js");
 const UPSTREAM = join(build, "scripts/bench/upstream.js");
 const VERIFY = join(build, "scripts/bench-verify.js");
 

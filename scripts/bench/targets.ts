@@ -3,13 +3,13 @@
  * - the upstream (scripts/bench/upstream.ts) as a child process: "direct";
  * - nginx as a TLS 1.3 reverse proxy to it: non-daemon child, one worker, its own prefix, config,
  *   error log, pid and temp paths inside the run's temp dir, ECDSA certificates made by openssl;
- * - `serve` (dist/proxy/cli.js) as a child with a config written here: dev attestation in a
+ * - `serve` (dist/proxy/cli/main.js) as a child with a config written here: dev attestation in a
  *   temp dir, HTTP upstream, no metrics listener, silent log. Its port comes from its banner.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import { loadConfig } from "../../proxy/config.js";
+import { loadConfig } from "../../proxy/server/config.js";
 import { childPids, freePort, LOOPBACK, runSync, sleep, waitForMatch, waitForPort, type Children, type Tracked } from "./proc.js";
 
 export type KeyType = "P-384" | "P-256";
@@ -152,7 +152,7 @@ export interface Serve {
   base: string;
 }
 
-/** `node <build>/proxy/cli.js serve --config <file>` with a config validated here by loadConfig first. */
+/** `node <build>/proxy/cli/main.js serve --config <file>` with a config validated here by loadConfig first. */
 export async function startServe(children: Children, cli: string, dir: string, upstreamPort: number, keyType: KeyType, workers = 1): Promise<Serve> {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `serve-${keyType}-w${workers}.yaml`);

@@ -6,11 +6,11 @@ import { join } from "node:path";
 import { connect, createServer, type TLSSocket } from "node:tls";
 import { before, describe, it } from "node:test";
 import { createHash } from "node:crypto";
-import { DevProvider } from "../../proxy/attest/dev.js";
+import { DevProvider } from "../../proxy/attest/dev/provider.js";
 import { GramineProvider } from "../../proxy/attest/gramine.js";
 import { Identity, mintIdentity } from "../../proxy/attest/identity.js";
 import type { AttestationProvider } from "../../proxy/attest/provider.js";
-import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls-verify.js";
+import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls/verify.js";
 import { tempDir, within } from "../support/wait.js";
 
 let dev: DevProvider;

@@ -4,14 +4,14 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { DevProvider } from "../../proxy/attest/dev.js";
+import { DevProvider } from "../../proxy/attest/dev/provider.js";
 import { mintIdentity } from "../../proxy/attest/identity.js";
-import type { RaTlsVerdict } from "../../proxy/evidence/ratls-verify.js";
+import type { RaTlsVerdict } from "../../proxy/evidence/ratls/verify.js";
 import type { Verdict } from "../../proxy/evidence/verdict.js";
 import { REPO, vectorPath } from "../support/vectors.js";
 import { tempDir } from "../support/wait.js";
 
-const CLI = join(REPO, "dist/proxy/cli.js");
+const CLI = join(REPO, "dist/proxy/cli/main.js");
 
 function run(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 30_000 });

@@ -4,11 +4,11 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import { after, before, describe, it } from "node:test";
-import { DevProvider } from "../../proxy/attest/dev.js";
+import { DevProvider } from "../../proxy/attest/dev/provider.js";
 import { mintIdentity, type MintedIdentity } from "../../proxy/attest/identity.js";
 import { verifyRemote } from "../../proxy/client/connector.js";
 import { buildPolicy, type Policy } from "../../proxy/evidence/policy.js";
-import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls-verify.js";
+import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls/verify.js";
 import { tempDir } from "../support/wait.js";
 
 describe("client identity", { timeout: 20_000 }, () => {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { devCollateral, writeCollateralDirectory } from "../../proxy/attest/dev-collateral.js";
+import { devCollateral, writeCollateralDirectory } from "../../proxy/attest/dev/collateral.js";
 import { attestedFetch, type AttestedFetch, type ConnectionVerdict } from "../../proxy/client/connector.js";
 import { collateralSource, type CollateralSource } from "../../proxy/evidence/appraise.js";
 

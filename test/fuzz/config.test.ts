@@ -9,7 +9,7 @@ import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { stringify } from "yaml";
-import { CONFIG_KEYS, ConfigError, envName, loadConfig } from "../../proxy/config.js";
+import { CONFIG_KEYS, ConfigError, envName, loadConfig } from "../../proxy/server/config.js";
 import { rng } from "../support/mutate.js";
 import { CLI, REPO } from "../support/vectors.js";
 import { tempDir } from "../support/wait.js";

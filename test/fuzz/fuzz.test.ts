@@ -6,14 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseQeIdentity, parseTcbInfo, splitSignedBody } from "../../proxy/evidence/collateral.js";
-import { partsFromPcsDirectory } from "../../proxy/evidence/collateral-files.js";
-import { pckCertificates } from "../../proxy/evidence/dcap.js";
-import { EvidenceError } from "../../proxy/evidence/errors.js";
-import { pemBlocks } from "../../proxy/evidence/pem.js";
-import { parseQuote } from "../../proxy/evidence/quote.js";
-import { verifyQuote } from "../../proxy/evidence/verify.js";
-import { parseCertificate, parseCrl } from "../../proxy/evidence/x509.js";
+import { parseQeIdentity, parseTcbInfo, splitSignedBody } from "../../proxy/evidence/dcap/collateral.js";
+import { partsFromPcsDirectory } from "../../proxy/evidence/dcap/collateral-files.js";
+import { pckCertificates } from "../../proxy/evidence/dcap/quote-checks.js";
+import { EvidenceError } from "../../proxy/core/errors.js";
+import { pemBlocks } from "../../proxy/evidence/asn1/pem.js";
+import { parseQuote } from "../../proxy/evidence/dcap/quote.js";
+import { verifyQuote } from "../../proxy/evidence/dcap/verify.js";
+import { parseCertificate, parseCrl } from "../../proxy/evidence/asn1/x509.js";
 import { mutateBytes, mutateQuote, rng } from "../support/mutate.js";
 import { vector, vectorPath } from "../support/vectors.js";
 

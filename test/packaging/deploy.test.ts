@@ -13,7 +13,7 @@ import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse as parseToml } from "smol-toml";
 import { parse, parseAllDocuments } from "yaml";
-import { CONFIG_KEYS, ConfigError, envName, loadConfig, type Config } from "../../proxy/config.js";
+import { CONFIG_KEYS, ConfigError, envName, loadConfig, type Config } from "../../proxy/server/config.js";
 import { EVERYTHING } from "../support/everything.js";
 import { REPO } from "../support/vectors.js";
 import { tempDir } from "../support/wait.js";
@@ -374,7 +374,7 @@ describe("the compose health check against a real serve of configs/enclave.yaml 
     const env = { PATH: process.env.PATH ?? "", ...environment(compose.services["proxy-dev"]), ATTESTABLE_MCP_ATTESTATION_DEV_DIR: devDir };
     const child = spawn(
       process.execPath,
-      [join(REPO, "dist/proxy/cli.js"), "serve", "--config", ENCLAVE_CONFIG, "--listen", "127.0.0.1:0", "--set", "metrics.listen=null", "--set", `upstream.command=${JSON.stringify(command)}`, "--log-level", "warn"],
+      [join(REPO, "dist/proxy/cli/main.js"), "serve", "--config", ENCLAVE_CONFIG, "--listen", "127.0.0.1:0", "--set", "metrics.listen=null", "--set", `upstream.command=${JSON.stringify(command)}`, "--log-level", "warn"],
       { cwd: REPO, env, stdio: ["ignore", "ignore", "pipe"] },
     );
     children.push(child);

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parse as parseToml } from "smol-toml";
 import { parse as parseYaml } from "yaml";
-import { loadConfig } from "../../proxy/config.js";
+import { loadConfig } from "../../proxy/server/config.js";
 import { gramineNamespace, renderTemplate, TemplateError } from "../support/render-template.js";
 import { REPO } from "../support/vectors.js";
 import { tempDir } from "../support/wait.js";
@@ -27,7 +27,7 @@ type Y = any;
 const read = (p: string): string => readFileSync(join(REPO, p), "utf8");
 
 /** The image's ENTRYPOINT, fixed by the packaging design (compose, k8s and the README rely on it). */
-const ENTRYPOINT = ["/usr/local/bin/node", "/app/dist/proxy/cli.js", "serve", "--config", "/app/configs/enclave.yaml"];
+const ENTRYPOINT = ["/usr/local/bin/node", "/app/dist/proxy/cli/main.js", "serve", "--config", "/app/configs/enclave.yaml"];
 const CONFIG_IN_IMAGE = "/app/configs/enclave.yaml";
 const GSC_MANIFEST = "enclave/attestable-mcp.manifest";
 const TEMPLATE = "enclave/attestable-mcp.manifest.template";
@@ -387,7 +387,7 @@ describe("Dockerfile.gsc", () => {
     assert.equal(eps.length, 1);
     assert.deepEqual(JSON.parse(eps[0]!.args), ENTRYPOINT);
     assert.equal(finalStage.instrs.filter((i) => i.op === "CMD").length, 0, "a CMD would be appended to the trusted argv");
-    assert.ok(existsSync(join(REPO, "proxy/cli.ts")), "dist/proxy/cli.js is built from proxy/cli.ts");
+    assert.ok(existsSync(join(REPO, "proxy/cli/main.ts")), "dist/proxy/cli/main.js is built from proxy/cli/main.ts");
     assert.equal(upstreamCommand[0], ENTRYPOINT[0], "the MCP server runs on the same node binary");
   });
 

@@ -199,7 +199,7 @@ describe("TLS garbage and truncated handshakes", { timeout: 30_000 }, () => {
 
 describe("the limits are configuration", () => {
   it("limits.* take durations and sizes, and refuse what cannot work, naming the key", async () => {
-    const { loadConfig } = await import("../../proxy/config.js");
+    const { loadConfig } = await import("../../proxy/server/config.js");
     const base: [string, string][] = [["attestation.provider", "dev"], ["upstream.url", '"http://127.0.0.1:1"']];
     const c = await loadConfig({ sets: [...base, ["limits.headersTimeout", "2s"], ["limits.handshakeTimeout", "500ms"], ["limits.maxHeaderSize", "8KiB"]] });
     assert.deepEqual(c.limits, { headersTimeoutMs: 2000, handshakeTimeoutMs: 500, maxHeaderSize: 8192 });

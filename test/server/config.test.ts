@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { ConfigError, envName, loadConfig } from "../../proxy/config.js";
+import { ConfigError, envName, loadConfig } from "../../proxy/server/config.js";
 import { ClientPolicyError } from "../../proxy/server/client-attestation.js";
 import { REPO } from "../support/vectors.js";
 import { tempDir } from "../support/wait.js";

@@ -5,7 +5,7 @@ import { Agent as HttpsAgent, createServer, request } from "node:https";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
-import { DevProvider } from "../../proxy/attest/dev.js";
+import { DevProvider } from "../../proxy/attest/dev/provider.js";
 import { mintIdentity } from "../../proxy/attest/identity.js";
 import type { AttestationProvider } from "../../proxy/attest/provider.js";
 import { createAttestationEndpoint } from "../../proxy/server/wellknown.js";

@@ -1,6 +1,6 @@
 /** Test-side DER builders and assertions, independent of the reader under test. */
 import assert from "node:assert/strict";
-import { DerError } from "../../proxy/evidence/errors.js";
+import { DerError } from "../../proxy/core/errors.js";
 
 export const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 export const h = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ""), "hex"));

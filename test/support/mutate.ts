@@ -1,5 +1,5 @@
 /** Byte-level mutation helpers shared by the mutation and fuzz tests. */
-import type { CollateralParts } from "../../proxy/evidence/collateral.js";
+import type { CollateralParts } from "../../proxy/evidence/dcap/collateral.js";
 
 /** Deterministic PRNG (xorshift32): fuzz runs are reproducible from their seed. */
 export function rng(seed: number): () => number {

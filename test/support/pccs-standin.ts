@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import type { CollateralParts } from "../../proxy/evidence/collateral.js";
+import type { CollateralParts } from "../../proxy/evidence/dcap/collateral.js";
 
 export interface StandinSet {
   tee: "SGX" | "TDX";

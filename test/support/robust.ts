@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs"
 import http from "node:http";
 import https from "node:https";
 import { join, resolve } from "node:path";
-import { derToPem } from "../../proxy/evidence/x509-build.js";
+import { derToPem } from "../../proxy/attest/build/x509.js";
 import { servedCertificate } from "./tls-client.js";
 import { freePort } from "./upstream.js";
 import { CLI, DIST, REPO } from "./vectors.js";

@@ -1,7 +1,7 @@
 /** Client-side helpers for tests against the attested listener on loopback. */
 import { connect } from "node:tls";
 import { Agent, fetch as undiciFetch } from "undici";
-import { derToPem } from "../../proxy/evidence/x509-build.js";
+import { derToPem } from "../../proxy/attest/build/x509.js";
 
 /** The DER certificate a TLS server presents (no trust decision here). */
 export function servedCertificate(host: string, port: number): Promise<Uint8Array> {

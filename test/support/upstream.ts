@@ -5,7 +5,7 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
 import { pino } from "pino";
-import { createForwarder, type ForwardOptions, type Forwarder } from "../../proxy/server/forward.js";
+import { createForwarder, type ForwardOptions, type Forwarder } from "../../proxy/server/upstream/http/forward.js";
 import type { ProxyHooks } from "../../proxy/server/hooks.js";
 import { sleep, within } from "./wait.js";
 

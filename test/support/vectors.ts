@@ -8,7 +8,7 @@ export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..")
 /** The compiled tree these tests run from (dist/, or a private out dir while developing). */
 export const DIST = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /** The CLI of the same build as the running test. */
-export const CLI = resolve(DIST, "proxy/cli.js");
+export const CLI = resolve(DIST, "proxy/cli/main.js");
 /** The real vectors, copied byte-exact with their provenance (test/fixtures/README.md). */
 export const VECTORS = resolve(REPO, "test/fixtures/vectors");
 

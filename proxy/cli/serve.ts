@@ -1,0 +1,104 @@
+/**
+ * `serve`: load the config, open the attestation provider (never falling back from gramine to
+ * dev), start the attested listener, say how to check it, and shut down gracefully on SIGTERM /
+ * SIGINT (exit 0 once drained). With `workers` > 1 this process becomes the cluster primary and
+ * every worker runs the same path with its own key and certificate (server/cluster.ts).
+ */
+import { join } from "node:path";
+import { pino, type Logger } from "pino";
+import { DevProvider } from "../attest/dev/provider.js";
+import { GramineProvider } from "../attest/gramine.js";
+import type { AttestationProvider } from "../attest/provider.js";
+import { loadConfig, type Config, type ConfigInputs } from "../server/config.js";
+import { isWorker, reportListening, runPrimary, workerId, workerStopRequested } from "../server/cluster.js";
+import { startServer } from "../server/listener.js";
+
+export async function openProvider(config: Config, log: Logger): Promise<AttestationProvider> {
+  if (config.attestation.provider === "gramine") return GramineProvider.open(config.attestation.gramineDir);
+  return DevProvider.open({ dir: config.attestation.devDir, warn: (m) => log.warn(m) });
+}
+
+function banner(config: Config, address: { host: string; port: number }, workers: number): string {
+  const host = address.host.includes(":") ? `[${address.host}]` : address.host;
+  const base = `https://${host}:${address.port}`;
+  const mcp = config.upstream.kind === "stdio" ? `${base}/mcp (Streamable HTTP) and ${base}/sse (legacy SSE)` : `${base}/ (forwarded to ${config.upstream.url})`;
+  const trust = config.attestation.provider === "dev" ? ` --trust-root ${join(config.attestation.devDir, "root.pem")}` : "";
+  return [
+    `attestable-mcp: serving ${mcp} with ${config.attestation.provider} attestation${workers > 1 ? ` (${workers} workers, each with its own key and certificate)` : ""}`,
+    `  check its evidence:  openssl s_client -connect ${host}:${address.port} </dev/null 2>/dev/null | openssl x509 > cert.pem`,
+    `                       node_modules/.bin/attestable-mcp inspect cert.pem${trust}`,
+    `  verify it:           node_modules/.bin/attestable-mcp verify ${base}/mcp --policy ${config.attestation.provider === "dev" ? "configs/policy.dev.yaml" : "POLICY.yaml"}`,
+    `  fresh evidence:      curl -sk '${base}/.well-known/attestation?nonce=0123456789abcdef'`,
+    `  health / metrics:    curl -sk ${base}/healthz${config.metrics.listen ? `   curl -s http://${config.metrics.listen.host}:${config.metrics.listen.port}/metrics` : ""}`,
+  ].join("\n");
+}
+
+function logger(config: Config): Logger {
+  const base = isWorker() ? { service: "attestable-mcp", worker: workerId() } : { service: "attestable-mcp" };
+  // Asynchronous: one line per request is still written, but by batched writes off the request
+  // path, not one blocking write(2) each; pino flushes what is pending when the process exits.
+  return pino({ level: config.log.level, base }, pino.destination({ dest: 1, sync: false }));
+}
+
+export async function serve(inputs: ConfigInputs): Promise<number> {
+  const config = await loadConfig(inputs);
+  const log = logger(config);
+  if (config.workers > 1 && !isWorker()) return servePrimary(config, log);
+  const provider = await openProvider(config, log);
+  // Workers open no metrics listener: the primary serves their aggregate.
+  const running = await startServer(isWorker() ? { ...config, metrics: { listen: null } } : config, provider, log);
+  if (isWorker()) {
+    const { AggregatorRegistry } = await import("prom-client");
+    AggregatorRegistry.setRegistries([running.metrics.registry]);
+    // prom-client installs the worker's answer to the primary's metrics requests only when an
+    // AggregatorRegistry is constructed; this one is never read.
+    new AggregatorRegistry();
+    reportListening({ address: running.address, certificateSha256: running.identity.current.fingerprint });
+    const why = await workerStopRequested();
+    log.info({ signal: why }, "shutting down");
+    await running.close().catch((e: unknown) => log.error({ err: (e as Error).message }, "error while shutting down"));
+    // The IPC channel would keep this process alive after the drain.
+    if (process.connected) process.disconnect();
+    return 0;
+  }
+  process.stderr.write(banner(config, running.address, 1) + "\n");
+  log.info({ listen: running.address, provider: provider.name, certificateSha256: running.identity.current.fingerprint }, "serving");
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, "shutting down");
+      running.close().then(resolve, (e: unknown) => {
+        log.error({ err: (e as Error).message }, "error while shutting down");
+        resolve();
+      });
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  return 0;
+}
+
+async function servePrimary(config: Config, log: Logger): Promise<number> {
+  // Opened here once, before any fork: the dev PKI is created by one process, and a missing
+  // /dev/attestation fails now. The primary itself mints no key and produces no quote.
+  const provider = await openProvider(config, log);
+  const metricsAt = config.metrics.listen;
+  return runPrimary({
+    workers: config.workers,
+    drainMs: config.shutdown.drainMs,
+    log,
+    onListening: (ws) => {
+      process.stderr.write(banner(config, ws[0]!.address, config.workers) + "\n");
+      log.info({ listen: ws[0]!.address, provider: provider.name, workers: ws.length, certificateSha256: ws.map((w) => w.certificateSha256) }, "serving");
+    },
+    ...(metricsAt
+      ? {
+          startMetrics: async () => {
+            const [{ AggregatorRegistry }, { startMetricsEndpoint }] = await Promise.all([import("prom-client"), import("../server/metrics.js")]);
+            const aggregate = new AggregatorRegistry();
+            const server = await startMetricsEndpoint({ text: () => aggregate.clusterMetrics(), contentType: aggregate.contentType }, metricsAt.host, metricsAt.port);
+            return () => new Promise<void>((r) => server.close(() => r()));
+          },
+        }
+      : {}),
+  });
+}

@@ -1,0 +1,124 @@
+/**
+ * Collateral from disk or from an object: a directory in the PCS layout
+ * (`tcb-info.json`, `qe-identity.json`, `*-issuer-chain.pem`, `pck-crl.der`, `root-ca-crl.der`),
+ * a dcap-qvl single-file JSON, or the same JSON already parsed. The only I/O of evidence/.
+ */
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { fromHex } from "../../core/bytes.js";
+import { prepareCollateral, splitSignedBody, type Collateral, type CollateralParts } from "./collateral.js";
+import { CollateralError } from "../../core/errors.js";
+
+/** The dcap-qvl `QuoteCollateralV3` JSON shape. */
+export interface DcapQvlCollateral {
+  pck_crl_issuer_chain: string;
+  root_ca_crl: string | number[];
+  pck_crl: string | number[];
+  tcb_info_issuer_chain: string;
+  tcb_info: string;
+  tcb_info_signature: string | number[];
+  qe_identity_issuer_chain: string;
+  qe_identity: string;
+  qe_identity_signature: string | number[];
+}
+
+const QVL_KEYS: (keyof DcapQvlCollateral)[] = [
+  "pck_crl_issuer_chain",
+  "root_ca_crl",
+  "pck_crl",
+  "tcb_info_issuer_chain",
+  "tcb_info",
+  "tcb_info_signature",
+  "qe_identity_issuer_chain",
+  "qe_identity",
+  "qe_identity_signature",
+];
+
+function qvlBytes(v: unknown, key: string): Uint8Array {
+  if (typeof v === "string" && v.length % 2 === 0 && /^[0-9a-fA-F]*$/.test(v)) return fromHex(v);
+  if (Array.isArray(v) && v.every((x) => Number.isInteger(x) && x >= 0 && x <= 255)) return Uint8Array.from(v as number[]);
+  throw new CollateralError("COLLATERAL_INVALID", `dcap-qvl collateral: "${key}" must be hex or an array of bytes`);
+}
+
+function qvlString(v: unknown, key: string): string {
+  if (typeof v !== "string") throw new CollateralError("COLLATERAL_INVALID", `dcap-qvl collateral: "${key}" must be a string`);
+  return v;
+}
+
+export function partsFromDcapQvl(o: Record<string, unknown>): CollateralParts {
+  for (const k of QVL_KEYS) {
+    if (!(k in o)) throw new CollateralError("COLLATERAL_MISSING", `dcap-qvl collateral: missing "${k}"`);
+  }
+  return {
+    tcbInfo: qvlString(o.tcb_info, "tcb_info"),
+    tcbInfoSignature: qvlBytes(o.tcb_info_signature, "tcb_info_signature"),
+    tcbInfoIssuerChain: qvlString(o.tcb_info_issuer_chain, "tcb_info_issuer_chain"),
+    qeIdentity: qvlString(o.qe_identity, "qe_identity"),
+    qeIdentitySignature: qvlBytes(o.qe_identity_signature, "qe_identity_signature"),
+    qeIdentityIssuerChain: qvlString(o.qe_identity_issuer_chain, "qe_identity_issuer_chain"),
+    pckCrl: qvlBytes(o.pck_crl, "pck_crl"),
+    pckCrlIssuerChain: qvlString(o.pck_crl_issuer_chain, "pck_crl_issuer_chain"),
+    rootCaCrl: qvlBytes(o.root_ca_crl, "root_ca_crl"),
+  };
+}
+
+async function readIn(dir: string, name: string): Promise<Buffer> {
+  try {
+    return await readFile(join(dir, name));
+  } catch (e) {
+    throw new CollateralError("COLLATERAL_UNREADABLE", `collateral directory ${dir}: cannot read ${name} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+export async function partsFromPcsDirectory(dir: string): Promise<CollateralParts> {
+  const [tcbBody, qeBody, tcbChain, qeChain, crlChain, pckCrl, rootCrl] = await Promise.all(
+    ["tcb-info.json", "qe-identity.json", "tcb-info-issuer-chain.pem", "qe-identity-issuer-chain.pem", "pck-crl-issuer-chain.pem", "pck-crl.der", "root-ca-crl.der"].map(
+      (n) => readIn(dir, n),
+    ),
+  );
+  const tcb = splitSignedBody(tcbBody!.toString("utf8"), "tcbInfo", `${dir}/tcb-info.json`);
+  const qe = splitSignedBody(qeBody!.toString("utf8"), "enclaveIdentity", `${dir}/qe-identity.json`);
+  return {
+    tcbInfo: tcb.text,
+    tcbInfoSignature: tcb.signature,
+    tcbInfoIssuerChain: tcbChain!.toString("latin1"),
+    qeIdentity: qe.text,
+    qeIdentitySignature: qe.signature,
+    qeIdentityIssuerChain: qeChain!.toString("latin1"),
+    pckCrl: new Uint8Array(pckCrl!),
+    pckCrlIssuerChain: crlChain!.toString("latin1"),
+    rootCaCrl: new Uint8Array(rootCrl!),
+  };
+}
+
+function isPrepared(o: object): o is Collateral {
+  return "tcbInfo" in o && "qeIdentity" in o && "pckCrl" in o && typeof (o as Collateral).tcbInfo === "object";
+}
+
+/**
+ * Load and prepare collateral. A string is a path: a directory in the PCS layout or a dcap-qvl
+ * JSON file. An object is a dcap-qvl collateral object or an already prepared Collateral.
+ */
+export async function loadCollateral(source: string | object): Promise<Collateral> {
+  if (typeof source === "object" && source !== null) {
+    if (isPrepared(source)) return source;
+    return prepareCollateral(partsFromDcapQvl(source as Record<string, unknown>));
+  }
+  if (typeof source !== "string") throw new CollateralError("COLLATERAL_INVALID", "collateral must be a path or an object");
+  let isDir: boolean;
+  try {
+    isDir = (await stat(source)).isDirectory();
+  } catch (e) {
+    throw new CollateralError("COLLATERAL_UNREADABLE", `collateral ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (isDir) return prepareCollateral(await partsFromPcsDirectory(source));
+  const text = (await readFile(source)).toString("utf8");
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch (e) {
+    throw new CollateralError("COLLATERAL_JSON", `collateral ${source}: not a directory and not JSON (${(e as Error).message})`);
+  }
+  if (o === null || typeof o !== "object" || Array.isArray(o)) throw new CollateralError("COLLATERAL_JSON", `collateral ${source}: expected a JSON object`);
+  return prepareCollateral(partsFromDcapQvl(o as Record<string, unknown>));
+}

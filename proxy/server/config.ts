@@ -1,0 +1,355 @@
+/**
+ * Configuration: a YAML file, then ATTESTABLE_MCP_* environment variables, then flags
+ * (`--listen`, `--log-level`, `--set key.path=value`), validated once into a typed Config.
+ * Every error names the key, where it came from (file, variable or flag) and why; `serve` exits 2.
+ *
+ * Fail closed: unknown keys are errors, an upstream must be exactly one of url / command, a TCP
+ * upstream must be on loopback, and under the gramine provider a TCP upstream (which crosses the
+ * host kernel in clear) needs `upstream.allowPlaintextLoopback: true` written out.
+ */
+import { readFile } from "node:fs/promises";
+import { isIP } from "node:net";
+import { parse as parseYaml, parseDocument } from "yaml";
+import { EvidenceError } from "../core/errors.js";
+import type { Policy } from "../evidence/policy.js";
+
+export class ConfigError extends EvidenceError {
+  constructor(
+    readonly key: string,
+    readonly source: string,
+    readonly reason: string,
+    code = "CONFIG_INVALID",
+  ) {
+    super(code, `${source}: ${key}: ${reason}`);
+  }
+}
+
+export type Upstream =
+  | { kind: "http"; host: string; port: number; url: string }
+  | { kind: "unix"; path: string; url: string }
+  | { kind: "stdio"; command: string[]; env: Record<string, string>; cwd: string | null };
+
+export interface Config {
+  source: string;
+  listen: { host: string; port: number };
+  tls: { minVersion: "TLSv1.2" | "TLSv1.3" };
+  attestation: { provider: "dev"; devDir: string; gramineDir: string } | { provider: "gramine"; devDir: string; gramineDir: string };
+  certificate: { keyType: "P-384" | "P-256"; lifetimeMs: number };
+  upstream: Upstream & {
+    /** Host header sent upstream (upstream.host); null: the client's. */
+    hostHeader: string | null;
+    allowPlaintextLoopback: boolean;
+    maxSessions: number;
+    sessionIdleMs: number;
+    bodyLimit: number;
+    idleTimeoutMs: number;
+    headersTimeoutMs: number;
+  };
+  attestationEndpoint: { quotesPerMinute: number };
+  metrics: { listen: { host: string; port: number } | null };
+  log: { level: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent" };
+  shutdown: { drainMs: number };
+  /** Processes serving the one port (node:cluster); 1 = a single process, no primary. */
+  workers: number;
+  /** Client-side bounds on the attested port, before anything is routed. */
+  limits: { handshakeTimeoutMs: number; headersTimeoutMs: number; maxHeaderSize: number };
+  /** Mutual attestation; `policy` is loaded by loadConfig (null when mode is off). */
+  clientAttestation: { mode: "off" | "optional" | "required"; policyFile: string | null; policySource: string; policy: Policy | null };
+}
+
+/** Every key a config may hold, with its default. `undefined` marks keys with no default. */
+const DEFAULTS = {
+  listen: "127.0.0.1:8443",
+  "tls.minVersion": "TLSv1.3",
+  "attestation.provider": undefined,
+  "attestation.dev.dir": ".attestable-mcp/dev",
+  "attestation.gramine.dir": "/dev/attestation",
+  "certificate.keyType": "P-384",
+  "certificate.lifetime": "24h",
+  "upstream.url": null,
+  "upstream.command": null,
+  "upstream.env": {},
+  "upstream.cwd": null,
+  "upstream.host": null,
+  "upstream.allowPlaintextLoopback": false,
+  "upstream.maxSessions": 32,
+  "upstream.sessionIdle": "30m",
+  "upstream.bodyLimit": "4MiB",
+  "upstream.idleTimeout": "5m",
+  "upstream.headersTimeout": "30s",
+  "attestationEndpoint.quotesPerMinute": 60,
+  "metrics.listen": "127.0.0.1:9464",
+  "log.level": "info",
+  "shutdown.drain": "10s",
+  workers: 1,
+  "limits.handshakeTimeout": "30s",
+  "limits.headersTimeout": "30s",
+  "limits.maxHeaderSize": "16KiB",
+  "clientAttestation.mode": "off",
+  "clientAttestation.policy": null,
+} as const satisfies Record<string, unknown>;
+
+type Key = keyof typeof DEFAULTS;
+const KEYS = Object.keys(DEFAULTS) as Key[];
+
+/** ATTESTABLE_MCP_UPSTREAM_ALLOW_PLAINTEXT_LOOPBACK ↔ upstream.allowPlaintextLoopback */
+export function envName(key: string): string {
+  return "ATTESTABLE_MCP_" + key.replace(/\./g, "_").replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}
+
+type Raw = Map<Key, { value: unknown; source: string }>;
+
+/** Flatten a YAML document into dotted keys, refusing keys we do not know. */
+function flatten(obj: unknown, source: string, prefix: string, out: Raw): void {
+  if (obj === null || obj === undefined) return;
+  if (typeof obj !== "object" || Array.isArray(obj)) throw new ConfigError(prefix || "(top level)", source, "expected a mapping");
+  for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if ((KEYS as string[]).includes(key)) {
+      out.set(key as Key, { value: v, source });
+    } else if (KEYS.some((known) => known.startsWith(`${key}.`))) {
+      flatten(v, source, key, out);
+    } else {
+      throw new ConfigError(key, source, "unknown key");
+    }
+  }
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const SIZES: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+
+export function fail(key: string, source: string, reason: string): never {
+  throw new ConfigError(key, source, reason);
+}
+
+/** `max` defaults to what a Node timer can wait (about 24.8 days). */
+export function duration(key: string, v: unknown, source: string, max = 2 ** 31 - 1): number {
+  const m = typeof v === "string" ? /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v.trim()) : null;
+  if (!m) fail(key, source, `expected a duration such as "500ms", "30s", "5m", "24h", got ${JSON.stringify(v)}`);
+  const ms = Number(m[1]) * UNITS[m[2]!]!;
+  if (!(ms > 0) || !Number.isFinite(ms) || ms > max) fail(key, source, `duration ${JSON.stringify(v)} is out of range`);
+  return ms;
+}
+
+function size(key: string, v: unknown, source: string): number {
+  if (typeof v === "number" && Number.isInteger(v) && v > 0) return v;
+  const m = typeof v === "string" ? /^(\d+)\s*(B|KiB|MiB|GiB)$/.exec(v.trim()) : null;
+  if (!m) fail(key, source, `expected a size such as 4194304 or "4MiB", got ${JSON.stringify(v)}`);
+  const n = Number(m[1]) * SIZES[m[2]!]!;
+  if (!(n > 0)) fail(key, source, "size must be positive");
+  return n;
+}
+
+/** Node's HTTP parser takes any positive size; below 1 KiB no real request fits, above 1 MiB is no limit. */
+function headerSize(v: unknown, source: string): number {
+  const n = size("limits.maxHeaderSize", v, source);
+  if (n < 1024 || n > 1024 ** 2) fail("limits.maxHeaderSize", source, `expected 1KiB..1MiB, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export function int(key: string, v: unknown, source: string, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) fail(key, source, `expected an integer ${min}..${max}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export function str(key: string, v: unknown, source: string): string {
+  if (typeof v !== "string" || v.length === 0) fail(key, source, `expected a non-empty string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export function oneOf<T extends string>(key: string, v: unknown, source: string, options: readonly T[]): T {
+  if (typeof v !== "string" || !(options as readonly string[]).includes(v)) fail(key, source, `expected one of ${options.join(", ")}, got ${JSON.stringify(v)}`);
+  return v as T;
+}
+
+export function bool(key: string, v: unknown, source: string): boolean {
+  if (typeof v !== "boolean") fail(key, source, `expected true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "");
+  if (h === "localhost" || h === "::1") return true;
+  return isIP(h) === 4 && h.startsWith("127.");
+}
+
+function hostPort(key: string, v: unknown, source: string): { host: string; port: number } {
+  const s = str(key, v, source);
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(s);
+  if (!m) fail(key, source, `expected HOST:PORT (IPv6 in brackets), got "${s}"`);
+  const port = Number(m[2]);
+  if (port > 65535) fail(key, source, `port ${port} is out of range`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+function upstreamOf(raw: Raw, get: (k: Key) => unknown, src: (k: Key) => string): Upstream {
+  const url = get("upstream.url");
+  const command = get("upstream.command");
+  if ((url === null) === (command === null)) {
+    fail("upstream", src(url === null ? "upstream.url" : "upstream.command"), "exactly one of upstream.url and upstream.command must be set");
+  }
+  if (command !== null) {
+    if (!Array.isArray(command) || command.length === 0 || !command.every((x) => typeof x === "string" && x.length > 0)) {
+      fail("upstream.command", src("upstream.command"), "expected a non-empty list of strings (argv)");
+    }
+    const env = get("upstream.env");
+    if (env === null || typeof env !== "object" || Array.isArray(env) || !Object.values(env as object).every((x) => typeof x === "string")) {
+      fail("upstream.env", src("upstream.env"), "expected a mapping of strings");
+    }
+    const cwd = get("upstream.cwd");
+    return { kind: "stdio", command: command as string[], env: env as Record<string, string>, cwd: cwd === null ? null : str("upstream.cwd", cwd, src("upstream.cwd")) };
+  }
+  if (raw.has("upstream.env") || raw.has("upstream.cwd")) fail(raw.has("upstream.env") ? "upstream.env" : "upstream.cwd", src("upstream.url"), "only applies to upstream.command");
+  const u = str("upstream.url", url, src("upstream.url"));
+  if (u.startsWith("unix:")) {
+    const path = u.slice(5);
+    if (!path.startsWith("/")) fail("upstream.url", src("upstream.url"), `unix socket path must be absolute, got "${path}"`);
+    return { kind: "unix", path, url: u };
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(u);
+  } catch {
+    fail("upstream.url", src("upstream.url"), `"${u}" is not a URL (http://127.0.0.1:PORT or unix:/path)`);
+  }
+  if (parsed.protocol !== "http:") fail("upstream.url", src("upstream.url"), `scheme must be http: (or unix:), got ${parsed.protocol}`);
+  if (parsed.pathname !== "/" || parsed.search || parsed.username) fail("upstream.url", src("upstream.url"), "must be http://HOST:PORT with no path, query or credentials");
+  const host = parsed.hostname.replace(/^\[|\]$/g, "");
+  if (!isLoopback(host)) fail("upstream.url", src("upstream.url"), `the upstream runs beside the proxy: host must be loopback, got "${host}"`);
+  return { kind: "http", host, port: Number(parsed.port || 80), url: u };
+}
+
+function clientAttestationOf(raw: Raw, get: (k: Key) => unknown, src: (k: Key) => string): Config["clientAttestation"] {
+  const mode = oneOf("clientAttestation.mode", get("clientAttestation.mode"), src("clientAttestation.mode"), ["off", "optional", "required"] as const);
+  const file = get("clientAttestation.policy");
+  const policyFile = file === null ? null : str("clientAttestation.policy", file, src("clientAttestation.policy"));
+  if (mode !== "off" && policyFile === null) fail("clientAttestation.policy", src("clientAttestation.policy"), `required when clientAttestation.mode is ${mode}: the policy client certificates are judged by`);
+  // A policy with the mode left at its default looks like client attestation but would be none.
+  if (mode === "off" && policyFile !== null && !raw.has("clientAttestation.mode")) {
+    fail("clientAttestation.mode", src("clientAttestation.policy"), "a client policy is set but the mode defaults to off: set optional or required (or off explicitly)");
+  }
+  return { mode, policyFile, policySource: src("clientAttestation.policy"), policy: null };
+}
+
+function workersOf(up: Upstream, provider: string, v: unknown, source: string): number {
+  const n = int("workers", v, source, 1, 64);
+  // node:cluster hands sockets to workers over IPC (SCM_RIGHTS), which Gramine does not
+  // implement (gramineproject/gramine#468): inside an enclave, scale out by replicas instead.
+  if (n > 1 && provider === "gramine") fail("workers", source, "must be 1 with attestation.provider: gramine: workers receive connections by file-descriptor passing, which Gramine does not support; run more replicas (configs/k8s) instead");
+  // Connections are spread over workers, not sessions: a client's next connection may reach a
+  // worker that has never seen its Mcp-Session-Id.
+  if (n > 1 && up.kind === "stdio") fail("workers", source, "must be 1 with upstream.command: stdio MCP sessions live in one process and a client's connections may reach any worker");
+  return n;
+}
+
+/** Build and validate the typed Config from raw layered values. */
+export function buildConfig(raw: Raw, source: string): Config {
+  const get = (k: Key): unknown => (raw.has(k) ? raw.get(k)!.value : DEFAULTS[k]);
+  const src = (k: Key): string => raw.get(k)?.source ?? "default";
+  const provider = get("attestation.provider");
+  if (provider === undefined) fail("attestation.provider", src("attestation.provider"), "required: dev or gramine (there is no default)");
+  const attestation = {
+    provider: oneOf("attestation.provider", provider, src("attestation.provider"), ["dev", "gramine"] as const),
+    devDir: str("attestation.dev.dir", get("attestation.dev.dir"), src("attestation.dev.dir")),
+    gramineDir: str("attestation.gramine.dir", get("attestation.gramine.dir"), src("attestation.gramine.dir")),
+  };
+  const up = upstreamOf(raw, get, src);
+  const allowPlaintextLoopback = bool("upstream.allowPlaintextLoopback", get("upstream.allowPlaintextLoopback"), src("upstream.allowPlaintextLoopback"));
+  if (attestation.provider === "gramine" && up.kind === "http" && !allowPlaintextLoopback) {
+    fail(
+      "upstream.allowPlaintextLoopback",
+      src("upstream.allowPlaintextLoopback"),
+      "a TCP upstream leaves the enclave in clear (loopback crosses the host kernel); use upstream.command or a unix: socket, or set upstream.allowPlaintextLoopback: true to accept that",
+    );
+  }
+  const hostHeader = get("upstream.host");
+  const metricsListen = get("metrics.listen");
+  return {
+    source,
+    listen: hostPort("listen", get("listen"), src("listen")),
+    tls: { minVersion: oneOf("tls.minVersion", get("tls.minVersion"), src("tls.minVersion"), ["TLSv1.3", "TLSv1.2"] as const) },
+    attestation,
+    certificate: {
+      keyType: oneOf("certificate.keyType", get("certificate.keyType"), src("certificate.keyType"), ["P-384", "P-256"] as const),
+      lifetimeMs: duration("certificate.lifetime", get("certificate.lifetime"), src("certificate.lifetime")),
+    },
+    upstream: {
+      ...up,
+      hostHeader: hostHeader === null ? null : str("upstream.host", hostHeader, src("upstream.host")),
+      allowPlaintextLoopback,
+      maxSessions: int("upstream.maxSessions", get("upstream.maxSessions"), src("upstream.maxSessions"), 1, 10_000),
+      sessionIdleMs: duration("upstream.sessionIdle", get("upstream.sessionIdle"), src("upstream.sessionIdle")),
+      bodyLimit: size("upstream.bodyLimit", get("upstream.bodyLimit"), src("upstream.bodyLimit")),
+      idleTimeoutMs: duration("upstream.idleTimeout", get("upstream.idleTimeout"), src("upstream.idleTimeout")),
+      headersTimeoutMs: duration("upstream.headersTimeout", get("upstream.headersTimeout"), src("upstream.headersTimeout")),
+    },
+    attestationEndpoint: { quotesPerMinute: int("attestationEndpoint.quotesPerMinute", get("attestationEndpoint.quotesPerMinute"), src("attestationEndpoint.quotesPerMinute"), 1, 100_000) },
+    metrics: { listen: metricsListen === null ? null : hostPort("metrics.listen", metricsListen, src("metrics.listen")) },
+    log: { level: oneOf("log.level", get("log.level"), src("log.level"), ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const) },
+    shutdown: { drainMs: duration("shutdown.drain", get("shutdown.drain"), src("shutdown.drain")) },
+    workers: workersOf(up, attestation.provider, get("workers"), src("workers")),
+    limits: {
+      handshakeTimeoutMs: duration("limits.handshakeTimeout", get("limits.handshakeTimeout"), src("limits.handshakeTimeout")),
+      headersTimeoutMs: duration("limits.headersTimeout", get("limits.headersTimeout"), src("limits.headersTimeout")),
+      maxHeaderSize: headerSize(get("limits.maxHeaderSize"), src("limits.maxHeaderSize")),
+    },
+    clientAttestation: clientAttestationOf(raw, get, src),
+  };
+}
+
+/** A YAML scalar or flow value from an environment variable or a flag ("false", "[a, b]", "8443"). */
+function scalar(text: string, key: string, source: string): unknown {
+  try {
+    return parseYaml(text);
+  } catch (e) {
+    fail(key, source, `not a valid value: ${(e as Error).message}`);
+  }
+}
+
+export interface ConfigInputs {
+  file?: string | null;
+  env?: NodeJS.ProcessEnv;
+  /** `--set key=value` pairs and shorthand flags already mapped to keys. */
+  sets?: [string, string][];
+}
+
+export async function loadConfig(inputs: ConfigInputs): Promise<Config> {
+  const raw: Raw = new Map();
+  const file = inputs.file ?? null;
+  if (file !== null) {
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (e) {
+      throw new ConfigError("--config", file, `cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    const doc = parseDocument(text, { uniqueKeys: true });
+    if (doc.errors.length > 0) throw new ConfigError("(yaml)", file, doc.errors[0]!.message);
+    flatten(doc.toJS(), file, "", raw);
+  }
+  const env = inputs.env ?? {};
+  for (const key of KEYS) {
+    const name = envName(key);
+    const v = env[name];
+    if (v !== undefined) raw.set(key, { value: scalar(v, key, `environment ${name}`), source: `environment ${name}` });
+  }
+  for (const name of Object.keys(env)) {
+    if (name.startsWith("ATTESTABLE_MCP_") && !KEYS.some((k) => envName(k) === name)) {
+      throw new ConfigError(name, "environment", "unknown variable (no such config key)");
+    }
+  }
+  for (const [key, value] of inputs.sets ?? []) {
+    if (!(KEYS as string[]).includes(key)) throw new ConfigError(key, `flag --set ${key}`, "unknown key");
+    raw.set(key as Key, { value: scalar(value, key, `flag --set ${key}`), source: `flag --set ${key}` });
+  }
+  const config = buildConfig(raw, file ?? "(no file)");
+  const ca = config.clientAttestation;
+  if (ca.mode !== "off" && ca.policyFile !== null) {
+    // Imported here: the policy module builds on this one's parsers.
+    const { loadClientPolicy } = await import("./client-attestation.js");
+    ca.policy = await loadClientPolicy(ca.policyFile, ca.policySource);
+  }
+  return config;
+}
+
+export const CONFIG_KEYS: readonly string[] = KEYS;
