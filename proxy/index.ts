@@ -1,28 +1,9 @@
-/** The library: the evidence core, shared by every side. */
-export { parseQuote, isDebug, isTdDebug, MAX_QUOTE_BYTES } from "./evidence/dcap/quote.js";
-export type { Quote, SgxQuote, TdxQuote, SgxReportBody, TdReportBody, QuoteHeader, CertificationData } from "./evidence/dcap/quote.js";
-export { verifyQuote, quoteFields } from "./evidence/dcap/verify.js";
-export type { VerifyOptions } from "./evidence/dcap/verify.js";
-export type { Verdict, Check, CheckName, QuoteFields, PlatformFields, TcbFields, TcbStatus } from "./evidence/verdict.js";
-export { loadCollateral } from "./evidence/dcap/collateral-files.js";
-export { prepareCollateral, parseTcbInfo, parseQeIdentity } from "./evidence/dcap/collateral.js";
-export type { Collateral, CollateralParts, TcbInfo, QeIdentity } from "./evidence/dcap/collateral.js";
-export { INTEL_SGX_ROOT_CA_PEM } from "./evidence/dcap/roots.js";
-export { EvidenceError, QuoteFormatError, DerError, CollateralError, InputError } from "./core/errors.js";
-export { verifyRaTlsCertificate } from "./evidence/ratls/verify.js";
-export type { RaTlsVerdict } from "./evidence/ratls/verify.js";
-export { readRaTls, checkBinding } from "./evidence/ratls/read.js";
-export { buildClaims, buildRaTlsCertificate, taggedReportData, legacyReportData } from "./attest/build/ratls.js";
-export type { AttestationProvider } from "./attest/provider.js";
-export { AttestationError } from "./attest/provider.js";
-export { GramineProvider } from "./attest/gramine.js";
-export { DevProvider, devMrenclave } from "./attest/dev/provider.js";
-export { devCollateral, writeCollateralDirectory } from "./attest/dev/collateral.js";
-export { Identity, mintIdentity } from "./attest/identity.js";
-export type { MintedIdentity, IdentityOptions, KeyType } from "./attest/identity.js";
-export { loadPolicy, buildPolicy, applyPolicy, PolicyError } from "./evidence/policy.js";
-export type { Policy, MeasurementRule, Freshness } from "./evidence/policy.js";
-export { appraiseCertificate, collateralSource } from "./evidence/appraise.js";
-export type { Appraisal, CollateralInfo, CollateralSource } from "./evidence/appraise.js";
-export { attestedFetch, createAttestedAgent, verifyRemote, rejectionOf, AttestationRejectedError, ConnectorError } from "./client/connector.js";
-export type { ConnectorOptions, ConnectionVerdict, FreshnessResult, AttestedFetch } from "./client/connector.js";
+/**
+ * The root entry, kept for compatibility: every name of `attestable-mcp-proxy/verify`, `/client`,
+ * `/attest` and `/dev` (not `/server`), and so every module behind them. New code imports the
+ * subpath it needs, which loads only that part.
+ */
+export * from "./exports/verify.js";
+export * from "./exports/client.js";
+export * from "./exports/attest.js";
+export * from "./exports/dev.js";

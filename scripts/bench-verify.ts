@@ -81,4 +81,6 @@ for (const r of rows) {
 }
 const mean = (t: string) => rows.filter((r) => r.target === t).reduce((a, r) => a + r.ms, 0) / CASES.length;
 const q = mean("dcap-qvl");
-console.log(`mean: dcap-qvl ${q.toFixed(2)} ms; ours cold ${mean("ours cold").toFixed(3)} ms (${(q / mean("ours cold")).toFixed(1)}×), keys ${mean("ours keys").toFixed(3)} ms (${(q / mean("ours keys")).toFixed(1)}×), warm ${mean("ours warm").toFixed(3)} ms (${(q / mean("ours warm")).toFixed(1)}×)`);
+console.log(
+  `mean: dcap-qvl ${q.toFixed(2)} ms; ours cold ${mean("ours cold").toFixed(3)} ms (${(q / mean("ours cold")).toFixed(1)}×), keys ${mean("ours keys").toFixed(3)} ms (${(q / mean("ours keys")).toFixed(1)}×), warm ${mean("ours warm").toFixed(3)} ms (${(q / mean("ours warm")).toFixed(1)}×)`,
+);

@@ -8,17 +8,7 @@
 import { parseArgs } from "node:util";
 import { createRobustUpstream } from "../test/support/robust-upstream.js";
 import { liveLatency, slowloris, streamScenario } from "../test/support/robust-scenarios.js";
-import {
-  STDIO_SCRIPT,
-  childrenOf,
-  fdCount,
-  fetchVia,
-  pinnedAgent,
-  readSse,
-  spawnServe,
-  spawnUpstream,
-  type Answer,
-} from "../test/support/robust.js";
+import { STDIO_SCRIPT, childrenOf, fdCount, fetchVia, pinnedAgent, readSse, spawnServe, spawnUpstream, type Answer } from "../test/support/robust.js";
 import { freePort, listen, portOf, shut } from "../test/support/upstream.js";
 import { eventually, sleep } from "../test/support/wait.js";
 import { formatReport, runVerifierFuzz } from "../test/support/verifier-fuzz.js";
@@ -53,7 +43,9 @@ async function streams(): Promise<void> {
     const f = await streamScenario(s, up.stats, { streams: STREAMS, seconds: STREAM_SECONDS, everyMs: 50, tag: "soak" });
     up.server.closeIdleConnections();
     await eventually(() => fdCount(s.pid) <= fds, 5000);
-    say(`streams      ${f.streams} SSE streams × ${STREAM_SECONDS} s: ${f.intact}/${f.streams} intact, ${f.received} events received of ${f.sent} sent (${f.eventsPerStream}/stream), ${(f.ms / 1000).toFixed(1)} s; serve fds ${fds} → ${fdCount(s.pid)}`);
+    say(
+      `streams      ${f.streams} SSE streams × ${STREAM_SECONDS} s: ${f.intact}/${f.streams} intact, ${f.received} events received of ${f.sent} sent (${f.eventsPerStream}/stream), ${(f.ms / 1000).toFixed(1)} s; serve fds ${fds} → ${fdCount(s.pid)}`,
+    );
     check(f.intact === f.streams && f.received === f.sent && f.sent === f.streams * f.eventsPerStream, `streams: ${f.problems.join("; ")}`);
     check(fdCount(s.pid) <= fds, "streams: descriptors left");
   } finally {
@@ -125,7 +117,10 @@ async function upstreamKills(): Promise<void> {
       for (const o of await Promise.all(reading)) {
         if (o.how === "aborted") cut++;
         else clean++;
-        check(o.seen.every((v, i) => v === i), `kill cycle ${c}: events out of order`);
+        check(
+          o.seen.every((v, i) => v === i),
+          `kill cycle ${c}: events out of order`,
+        );
       }
       const bad = await fetchVia(agent, s.port, "/fast");
       check(bad.status === 502, `kill cycle ${c}: ${bad.status} while the upstream is down`);
@@ -136,9 +131,14 @@ async function upstreamKills(): Promise<void> {
       await eventually(() => fdCount(s.pid) <= fds, 3000);
       series.push(fdCount(s.pid));
     }
-    say(`upstream     ${CYCLES} SIGKILLs of the HTTP upstream under 20 streams each: ${cut} streams cut, ${clean} ended cleanly (must be 0); 502 while down, 200 after each restart; serve fds ${fds} → ${series.join(" ")}`);
+    say(
+      `upstream     ${CYCLES} SIGKILLs of the HTTP upstream under 20 streams each: ${cut} streams cut, ${clean} ended cleanly (must be 0); 502 while down, 200 after each restart; serve fds ${fds} → ${series.join(" ")}`,
+    );
     check(clean === 0, "upstream kills: a cut stream looked complete");
-    check(series.every((n) => n <= fds), "upstream kills: descriptors left");
+    check(
+      series.every((n) => n <= fds),
+      "upstream kills: descriptors left",
+    );
   } finally {
     await s.stop();
     await upstream.kill();
@@ -160,7 +160,11 @@ async function stdioFaults(): Promise<void> {
       });
       const h = { ...H, "mcp-session-id": String(init.headers["mcp-session-id"]), "mcp-protocol-version": "2025-06-18" };
       const fault = c % 2 === 0 ? "exit" : "hang";
-      const r: Answer = await fetchVia(agent, s.port, "/mcp", { method: "POST", headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: fault, arguments: {} } }) });
+      const r: Answer = await fetchVia(agent, s.port, "/mcp", {
+        method: "POST",
+        headers: h,
+        body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: fault, arguments: {} } }),
+      });
       const answered = /"error"/.test(r.body);
       outcomes[`${fault}:${answered ? "error answer" : "no answer"}`] = (outcomes[`${fault}:${answered ? "error answer" : "no answer"}`] ?? 0) + 1;
       check(answered, `stdio ${fault} cycle ${c}: ${r.status} ${r.body.slice(0, 200)}`);

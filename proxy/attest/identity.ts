@@ -9,6 +9,9 @@
  */
 import { createHash, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { EventEmitter } from "node:events";
+import { equalBytes } from "../core/bytes.js";
+import { AttestationError, InputError } from "../core/errors.js";
+import { parseQuote } from "../evidence/dcap/quote.js";
 import { derToPem } from "./build/x509.js";
 import { buildClaims, buildRaTlsCertificate, legacyReportData, spkiOf, taggedReportData } from "./build/ratls.js";
 import type { AttestationProvider } from "./provider.js";
@@ -45,19 +48,37 @@ export interface MintedIdentity {
 
 export const DEFAULT_LIFETIME_MS = 24 * 3600_000;
 
+/**
+ * A quote from `provider` that carries `reportData`. One that does not parse, or carries other
+ * report data, would put a certificate (or a nonce answer) without evidence on the wire: it is
+ * refused here, whatever the provider, so that start-up fails and a rotation keeps the current
+ * certificate.
+ */
+export async function quoteOver(provider: AttestationProvider, reportData: Uint8Array): Promise<Uint8Array> {
+  const quote = await provider.quote(reportData);
+  let carried: Uint8Array;
+  try {
+    carried = parseQuote(quote).body.reportData;
+  } catch (e) {
+    throw new AttestationError("QUOTE_UNBOUND", `the attestation provider returned no usable quote: ${(e as Error).message}`);
+  }
+  if (!equalBytes(carried, reportData)) throw new AttestationError("QUOTE_UNBOUND", "the attestation provider returned a quote over other report data");
+  return quote;
+}
+
 /** One key, two quotes, one certificate. */
 export async function mintIdentity(opts: IdentityOptions): Promise<MintedIdentity> {
   const keyType = opts.keyType ?? "P-384";
-  if (keyType !== "P-384" && keyType !== "P-256") throw new RangeError(`certificate key type must be P-384 or P-256, got ${String(keyType)}`);
+  if (keyType !== "P-384" && keyType !== "P-256") throw new InputError("IDENTITY_OPTIONS_INVALID", `certificate key type must be P-384 or P-256, got ${String(keyType)}`);
   const lifetime = opts.lifetimeMs ?? DEFAULT_LIFETIME_MS;
-  if (!(lifetime > 0)) throw new RangeError("certificate lifetime must be positive");
+  if (!(lifetime > 0)) throw new InputError("IDENTITY_OPTIONS_INVALID", "certificate lifetime must be positive");
   const now = opts.now?.() ?? Date.now();
   const { privateKey } = generateKeyPairSync("ec", { namedCurve: keyType });
   const spki = spkiOf(privateKey);
   const claims = buildClaims(spki);
   // The provider serialises its own access; asking in sequence keeps the order obvious.
-  const taggedQuote = await opts.provider.quote(taggedReportData(claims));
-  const legacyQuote = await opts.provider.quote(legacyReportData(spki));
+  const taggedQuote = await quoteOver(opts.provider, taggedReportData(claims));
+  const legacyQuote = await quoteOver(opts.provider, legacyReportData(spki));
   const notBefore = new Date(now - (opts.backdateMs ?? 5 * 60_000));
   const notAfter = new Date(now + lifetime);
   const certDer = buildRaTlsCertificate({ key: privateKey, claims, taggedQuote, legacyQuote, notBefore, notAfter });

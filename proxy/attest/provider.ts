@@ -3,7 +3,7 @@
  * Gramine's /dev/attestation on real SGX; `dev` signs real-format DCAP quotes with a local dev PKI
  * so that the whole path runs, unchanged, without SGX. Nothing ever falls back from one to the other.
  */
-import { EvidenceError } from "../core/errors.js";
+import { AttestationError } from "../core/errors.js";
 
 export const REPORT_DATA_BYTES = 64;
 
@@ -14,8 +14,7 @@ export interface AttestationProvider {
   quote(reportData: Uint8Array): Promise<Uint8Array>;
 }
 
-/** The provider cannot produce evidence: missing device files, wrong attestation type, bad input. */
-export class AttestationError extends EvidenceError {}
+export { AttestationError };
 
 export function checkReportData(reportData: Uint8Array): void {
   if (!(reportData instanceof Uint8Array) || reportData.length !== REPORT_DATA_BYTES) {

@@ -62,10 +62,16 @@ export async function inspect(args: InspectArgs): Promise<Verdict | RaTlsVerdict
   return cert ? verifyRaTlsCertificate(cert, opts) : verifyQuote(decodeQuoteFile(input), opts);
 }
 
-export function renderVerdict(v: Verdict | RaTlsVerdict, file: string): string {
+/**
+ * The human report of a verdict: certificate, quote, platform, TCB, every check, and the verdict
+ * line. `verify` shares it and names a passing verdict for what it also proves (the policy).
+ */
+export function renderVerdict(v: Verdict | RaTlsVerdict, file: string, passed = "the evidence verifies"): string {
   const out: string[] = [];
   const row = (k: string, val: unknown) =>
-    out.push(`  ${k.padEnd(16)} ${Array.isArray(val) ? val.map((x) => (typeof x === "object" ? JSON.stringify(x) : x)).join(", ") || "(none)" : typeof val === "object" && val !== null ? JSON.stringify(val) : String(val)}`);
+    out.push(
+      `  ${k.padEnd(16)} ${Array.isArray(val) ? val.map((x) => (typeof x === "object" ? JSON.stringify(x) : x)).join(", ") || "(none)" : typeof val === "object" && val !== null ? JSON.stringify(val) : String(val)}`,
+    );
   if ("certificate" in v && v.certificate) {
     out.push(`Certificate ${file}: ${v.certificate.subject}, ${v.certificate.key}`);
     row("valid", `${v.certificate.notBefore} – ${v.certificate.notAfter}`);
@@ -97,6 +103,6 @@ export function renderVerdict(v: Verdict | RaTlsVerdict, file: string): string {
   out.push("Checks");
   for (const c of v.checks) out.push(`  ${c.ok ? "ok  " : "FAIL"} ${c.check.padEnd(22)} ${c.detail}`);
   out.push(`Verification time ${v.at}${v.dev ? "; DEV root: this is not Intel-rooted evidence" : ""}`);
-  out.push(v.ok ? "Verdict: the evidence verifies" : `Verdict: REJECTED at ${v.failed?.check}: ${v.failed?.reason}`);
+  out.push(v.ok ? `Verdict: ${passed}` : `Verdict: REJECTED at ${v.failed?.check}: ${v.failed?.reason}`);
   return out.join("\n") + "\n";
 }

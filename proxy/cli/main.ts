@@ -2,7 +2,7 @@
 /** The `attestable-mcp` command: argument parsing and exit codes; the work lives elsewhere. */
 import { parseArgs } from "node:util";
 import { AttestationError } from "../attest/provider.js";
-import { EvidenceError } from "../core/errors.js";
+import { AttestableMcpError } from "../core/errors.js";
 // Each command loads its own modules (below, on dispatch): `serve` inside the enclave should
 // not carry the client side's MCP SDK client and undici in memory, nor the other way round.
 
@@ -21,13 +21,15 @@ Commands:
       variables, then flags (--set takes any config key, e.g. --set upstream.maxSessions=8).
       Exit 2 on an invalid config (the key and its source are named), 1 when it cannot start
       (attestation unavailable, address in use), 0 after SIGTERM.
-  verify URL --policy FILE [--json]
+  verify URL --policy FILE [--json] [--save-cert FILE]
       Connect to an attested proxy (https: only), appraise the RA-TLS certificate it serves
       against the policy (roots, measurements, debug, TCB status, collateral), and check
       freshness on the same connection as the policy says (exporter, nonce or certificate).
       Prints the verdict (--json: inspect's JSON plus binding, freshness, policy, collateral).
+      --save-cert writes the verified certificate (PEM) to FILE, only when it is trusted, for
+      clients that pin it (docs/pinning.md: a pin breaks at every certificate rotation).
       Exit 0 trusted, 1 rejected (the failed check is named), 2 usage error, invalid policy
-      (the key is named), or network error.
+      (the key is named), network error, or FILE not writable.
   bridge --remote URL --policy FILE (--stdio | --listen HOST:PORT)
       A local MCP endpoint that forwards to a remote RA-TLS proxy once its evidence satisfies the
       policy. --stdio: an MCP stdio server (for desktop clients; logs go to stderr). --listen:
@@ -110,6 +112,7 @@ async function runVerify(argv: string[]): Promise<number> {
     options: {
       policy: { type: "string" },
       json: { type: "boolean" },
+      "save-cert": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -120,18 +123,28 @@ async function runVerify(argv: string[]): Promise<number> {
   if (positionals.length !== 1) return usage("verify takes exactly one URL");
   if (values.policy === undefined) return usage("verify needs --policy FILE: there is no default trust");
   const url = positionals[0]!;
-  const { renderConnectionVerdict, verify } = await import("./verify.js");
-  let verdict: Awaited<ReturnType<typeof verify>>;
+  const { renderConnectionVerdict, saveCertificate, verify } = await import("./verify.js");
+  let verified: Awaited<ReturnType<typeof verify>>;
   try {
-    verdict = await verify({ url, policy: values.policy });
+    verified = await verify({ url, policy: values.policy });
   } catch (e) {
     // Not a verdict: the policy, the URL or the network. Usage-class, not "rejected".
     const err = e as NodeJS.ErrnoException;
-    const msg = e instanceof EvidenceError ? `${e.code}: ${e.message}` : `cannot reach ${url}: ${err.code ? `${err.code} ` : ""}${err.message}`;
+    const msg = e instanceof AttestableMcpError ? `${e.code}: ${e.message}` : `cannot reach ${url}: ${err.code ? `${err.code} ` : ""}${err.message}`;
     process.stderr.write(`attestable-mcp: ${msg}\n`);
     return 2;
   }
+  const { verdict } = verified;
   process.stdout.write(values.json ? JSON.stringify(verdict, null, 2) + "\n" : renderConnectionVerdict(verdict, url));
+  const saveTo = values["save-cert"];
+  if (saveTo !== undefined) {
+    try {
+      if (await saveCertificate(saveTo, verified)) process.stderr.write(`attestable-mcp: saved the verified certificate (sha256 ${verdict.fingerprint}) to ${saveTo}\n`);
+    } catch (e) {
+      process.stderr.write(`attestable-mcp: --save-cert ${saveTo}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+      return 2;
+    }
+  }
   return verdict.ok ? 0 : 1;
 }
 
@@ -155,7 +168,11 @@ async function runBridge(argv: string[]): Promise<number> {
   if (values.remote === undefined) return usage("bridge needs --remote URL");
   if (values.policy === undefined) return usage("bridge needs --policy FILE");
   if ((values.stdio === true) === (values.listen !== undefined)) return usage("bridge needs exactly one of --stdio and --listen HOST:PORT");
-  const [{ parseListen, parseRemote, runStdioBridge }, { startHttpBridge }, { loadPolicy }] = await Promise.all([import("../client/bridge/stdio.js"), import("../client/bridge/listen.js"), import("../evidence/policy.js")]);
+  const [{ parseListen, parseRemote, runStdioBridge }, { startHttpBridge }, { loadPolicy }] = await Promise.all([
+    import("../client/bridge/stdio.js"),
+    import("../client/bridge/listen.js"),
+    import("../evidence/policy.js"),
+  ]);
   const remote = parseRemote(values.remote);
   const listen = values.listen === undefined ? null : parseListen(values.listen);
   const policy = await loadPolicy(values.policy);
@@ -191,7 +208,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    const msg = e instanceof EvidenceError ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e);
+    const msg = e instanceof AttestableMcpError ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e);
     process.stderr.write(`attestable-mcp: ${msg}\n`);
     // Could not start (no attestation, port taken): 1. Usage, config and input errors: 2.
     process.exitCode = e instanceof AttestationError || typeof (e as NodeJS.ErrnoException)?.syscall === "string" ? 1 : 2;

@@ -4,7 +4,8 @@
  * SIGINT (exit 0 once drained). With `workers` > 1 this process becomes the cluster primary and
  * every worker runs the same path with its own key and certificate (server/cluster.ts).
  */
-import { join } from "node:path";
+import { rename, rm, writeFile } from "node:fs/promises";
+import { join, resolve as absolute } from "node:path";
 import { pino, type Logger } from "pino";
 import { DevProvider } from "../attest/dev/provider.js";
 import { GramineProvider } from "../attest/gramine.js";
@@ -18,19 +19,76 @@ export async function openProvider(config: Config, log: Logger): Promise<Attesta
   return DevProvider.open({ dir: config.attestation.devDir, warn: (m) => log.warn(m) });
 }
 
-function banner(config: Config, address: { host: string; port: number }, workers: number): string {
+/** What a dev start tells its first client: the served MRENCLAVE and a policy that admits it. */
+interface DevFirstRun {
+  mrenclave: string;
+  /** The policy file written beside the dev root; null when it could not be written. */
+  policyFile: string | null;
+}
+
+/** The dev policy for one MRENCLAVE, as configs/policy.dev.yaml describes it. */
+function devPolicyYaml(rootPem: string, mrenclave: string): string {
+  return [
+    "# Made by `attestable-mcp serve` (dev provider) at start: it trusts this dev server's code only.",
+    "# NOT Intel-rooted, DEBUG enclave: for development, never production (configs/policy.dev.yaml).",
+    `trustRoots: [${JSON.stringify(rootPem)}]`,
+    `measurements: [{ mrenclave: "${mrenclave}" }]`,
+    "allowDebug: true         # dev quotes are marked DEBUG",
+    "tcb: { require: false }  # no Intel collateral exists for the dev PKI",
+    "freshness: exporter",
+    "",
+  ].join("\n");
+}
+
+/**
+ * With the dev provider, write the policy for the MRENCLAVE the provider quotes into the dev
+ * directory (beside root.pem), so that the banner's `verify` command works as printed. Rewritten
+ * at every start: any change to the compiled code changes the dev MRENCLAVE.
+ */
+async function devFirstRun(config: Config, provider: AttestationProvider, log: Logger): Promise<DevFirstRun | null> {
+  if (!(provider instanceof DevProvider)) return null;
+  const mrenclave = Buffer.from(provider.mrenclave).toString("hex");
+  const policyFile = join(config.attestation.devDir, "policy.yaml");
+  // Renamed into place: a client reading it while another dev serve writes it never sees half a file.
+  const tmp = `${policyFile}.${process.pid}.tmp`;
+  try {
+    await writeFile(tmp, devPolicyYaml("root.pem", mrenclave));
+    await rename(tmp, policyFile);
+    return { mrenclave, policyFile };
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => {});
+    log.warn({ err: (e as Error).message, file: policyFile }, "cannot write the dev policy; the banner shows it instead");
+    return { mrenclave, policyFile: null };
+  }
+}
+
+function banner(config: Config, address: { host: string; port: number }, workers: number, dev: DevFirstRun | null): string {
   const host = address.host.includes(":") ? `[${address.host}]` : address.host;
   const base = `https://${host}:${address.port}`;
   const mcp = config.upstream.kind === "stdio" ? `${base}/mcp (Streamable HTTP) and ${base}/sse (legacy SSE)` : `${base}/ (forwarded to ${config.upstream.url})`;
-  const trust = config.attestation.provider === "dev" ? ` --trust-root ${join(config.attestation.devDir, "root.pem")}` : "";
-  return [
-    `attestable-mcp: serving ${mcp} with ${config.attestation.provider} attestation${workers > 1 ? ` (${workers} workers, each with its own key and certificate)` : ""}`,
+  const root = join(config.attestation.devDir, "root.pem");
+  const verify = `node_modules/.bin/attestable-mcp verify ${base}/mcp --policy`;
+  const lines = [`attestable-mcp: serving ${mcp} with ${config.attestation.provider} attestation${workers > 1 ? ` (${workers} workers, each with its own key and certificate)` : ""}`];
+  if (dev) lines.push(`  measurement:         mrenclave ${dev.mrenclave} (dev: DEBUG, rooted at ${root}, not at Intel)`);
+  lines.push(
     `  check its evidence:  openssl s_client -connect ${host}:${address.port} </dev/null 2>/dev/null | openssl x509 > cert.pem`,
-    `                       node_modules/.bin/attestable-mcp inspect cert.pem${trust}`,
-    `  verify it:           node_modules/.bin/attestable-mcp verify ${base}/mcp --policy ${config.attestation.provider === "dev" ? "configs/policy.dev.yaml" : "POLICY.yaml"}`,
+    `                       node_modules/.bin/attestable-mcp inspect cert.pem${dev ? ` --trust-root ${root}` : ""}`,
+  );
+  if (!dev) lines.push(`  verify it:           ${verify} POLICY.yaml`);
+  else if (dev.policyFile) lines.push(`  verify it:           ${verify} ${dev.policyFile}`, `                       (a dev policy written at start: this dev root, this MRENCLAVE)`);
+  else
+    lines.push(
+      `  verify it:           ${verify} policy.yaml   with policy.yaml:`,
+      ...devPolicyYaml(absolute(root), dev.mrenclave)
+        .trimEnd()
+        .split("\n")
+        .map((l) => `                         ${l}`),
+    );
+  lines.push(
     `  fresh evidence:      curl -sk '${base}/.well-known/attestation?nonce=0123456789abcdef'`,
     `  health / metrics:    curl -sk ${base}/healthz${config.metrics.listen ? `   curl -s http://${config.metrics.listen.host}:${config.metrics.listen.port}/metrics` : ""}`,
-  ].join("\n");
+  );
+  return lines.join("\n");
 }
 
 function logger(config: Config): Logger {
@@ -61,7 +119,8 @@ export async function serve(inputs: ConfigInputs): Promise<number> {
     if (process.connected) process.disconnect();
     return 0;
   }
-  process.stderr.write(banner(config, running.address, 1) + "\n");
+  const dev = await devFirstRun(config, provider, log);
+  process.stderr.write(banner(config, running.address, 1, dev) + "\n");
   log.info({ listen: running.address, provider: provider.name, certificateSha256: running.identity.current.fingerprint }, "serving");
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -81,13 +140,14 @@ async function servePrimary(config: Config, log: Logger): Promise<number> {
   // Opened here once, before any fork: the dev PKI is created by one process, and a missing
   // /dev/attestation fails now. The primary itself mints no key and produces no quote.
   const provider = await openProvider(config, log);
+  const dev = await devFirstRun(config, provider, log);
   const metricsAt = config.metrics.listen;
   return runPrimary({
     workers: config.workers,
     drainMs: config.shutdown.drainMs,
     log,
     onListening: (ws) => {
-      process.stderr.write(banner(config, ws[0]!.address, config.workers) + "\n");
+      process.stderr.write(banner(config, ws[0]!.address, config.workers, dev) + "\n");
       log.info({ listen: ws[0]!.address, provider: provider.name, workers: ws.length, certificateSha256: ws.map((w) => w.certificateSha256) }, "serving");
     },
     ...(metricsAt

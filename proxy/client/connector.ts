@@ -14,8 +14,10 @@ import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { Agent, fetch as undiciFetch, type buildConnector } from "undici";
-import { appraiseCertificate, collateralSource, type Appraisal, type CollateralSource } from "../evidence/appraise.js";
-import { policyTrustRoots, type Policy } from "../evidence/policy.js";
+import { fromHex } from "../core/bytes.js";
+import { collateralSource } from "../collateral/source.js";
+import { appraiseCertificate, type Appraisal, type CollateralSource } from "../evidence/appraise.js";
+import type { Policy } from "../evidence/policy.js";
 import { freshness } from "./freshness.js";
 import { AttestationRejectedError, ConnectorError } from "./errors.js";
 import { VerdictCache } from "./verdict-cache.js";
@@ -104,14 +106,22 @@ async function judge(socket: TLSSocket, t: Target, s: Shared): Promise<Connectio
   if (!appraisal.ok) return connectionVerdict(appraisal, NOT_ASKED(mode, "not asked: the certificate was rejected"), [], fingerprint, cached);
   if (mode === "certificate") {
     const until = appraisal.certificate?.notAfter ?? "?";
-    return connectionVerdict(appraisal, { mode, ok: true, detail: `the certificate's own evidence only (policy freshness: certificate); it may be as old as the certificate, valid until ${until}`, nonce: null, exporter: null }, [], fingerprint, cached);
+    return connectionVerdict(
+      appraisal,
+      { mode, ok: true, detail: `the certificate's own evidence only (policy freshness: certificate); it may be as old as the certificate, valid until ${until}`, nonce: null, exporter: null },
+      [],
+      fingerprint,
+      cached,
+    );
   }
+  // What the appraisal read from this certificate (or from the same bytes, when cached) is not read again.
   const fresh = await freshness(socket, t.host, mode, {
     peerCertDer: der,
+    ...(appraisal.binding ? { spkiSha256: fromHex(appraisal.binding.spkiSha256) } : {}),
     certQuote: appraisal.quote,
     certPlatform: appraisal.platform,
     certDev: appraisal.dev,
-    trustRoots: policyTrustRoots(policy),
+    trustRoots: policy.anchors,
   });
   return connectionVerdict(appraisal, fresh.result, fresh.checks, fingerprint, cached);
 }
@@ -231,6 +241,11 @@ export function attestedFetch(policyOrOpts: Policy | ConnectorOptions): Attested
 
 /** One connection: appraisal and freshness; the verdict, ok or not. Throws only for network and usage errors. */
 export async function verifyRemote(url: string | URL, opts: ConnectorOptions): Promise<ConnectionVerdict> {
+  return (await verifyRemoteCertificate(url, opts)).verdict;
+}
+
+/** verifyRemote, and the DER of the very certificate the verdict judged (`verify --save-cert`). */
+export async function verifyRemoteCertificate(url: string | URL, opts: ConnectorOptions): Promise<{ verdict: ConnectionVerdict; certificate: Uint8Array }> {
   let u: URL;
   try {
     u = new URL(url);
@@ -239,6 +254,7 @@ export async function verifyRemote(url: string | URL, opts: ConnectorOptions): P
   }
   refusePlaintext(u.protocol);
   const { socket, verdict } = await attestedSocket(targetOf({ hostname: u.hostname, host: u.host, port: u.port }), shared(opts, false));
+  const certificate = new Uint8Array(socket.getPeerCertificate().raw ?? []);
   // A graceful close: an abrupt one (RST) can make the server drop our last handshake flight
   // unread, and it would log a failed handshake for a connection that verified.
   socket.on("error", () => {});
@@ -246,7 +262,7 @@ export async function verifyRemote(url: string | URL, opts: ConnectorOptions): P
   socket.end();
   setTimeout(() => socket.destroy(), 2000).unref();
   report(opts, verdict);
-  return verdict;
+  return { verdict, certificate };
 }
 
 /** The AttestationRejectedError in an error's cause chain (undici's fetch wraps it in TypeError "fetch failed"). */

@@ -1,9 +1,9 @@
 /** Errors of the client side. Each has a stable `code`; rejections carry the whole verdict. */
-import { EvidenceError } from "../core/errors.js";
+import { AttestableMcpError, ConnectorError } from "../core/errors.js";
 import type { ConnectionVerdict } from "./verdict.js";
 
 /** The peer's evidence did not satisfy the policy: nothing was sent to it. */
-export class AttestationRejectedError extends EvidenceError {
+export class AttestationRejectedError extends AttestableMcpError<"ATTESTATION_REJECTED"> {
   readonly verdict: ConnectionVerdict;
   constructor(verdict: ConnectionVerdict) {
     const f = verdict.failed ?? { check: "policy.verdict", reason: "the verdict is not ok" };
@@ -12,8 +12,4 @@ export class AttestationRejectedError extends EvidenceError {
   }
 }
 
-/**
- * Usage and connection-level failures of the connector (not verdicts): a plaintext URL, a
- * connection that did not finish within its bound.
- */
-export class ConnectorError extends EvidenceError {}
+export { ConnectorError };

@@ -12,25 +12,24 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import { equalBytes, isAllZero, toHex } from "../core/bytes.js";
-import { decodeCbor } from "../evidence/ratls/cbor.js";
+import { ATTESTATION_PATH, CLAIM_NONCE, CLAIM_TLS_EXPORTER, EXPORTER_BYTES, EXPORTER_LABEL, NONCE_PARAM, decodeEvidence, type FreshEvidenceMode } from "../core/protocol.js";
+import { decodeCbor, type CborValue } from "../evidence/ratls/cbor.js";
 import { pemBlocks } from "../evidence/asn1/pem.js";
-import { parseQuote } from "../evidence/dcap/quote.js";
-import { PUBKEY_HASH_SHA256 } from "../evidence/ratls/read.js";
+import { readQuote } from "../evidence/dcap/quote.js";
+import { claimedPubkeyHash } from "../evidence/ratls/read.js";
 import { CheckList, type Check, type PlatformFields, type QuoteFields } from "../evidence/verdict.js";
-import { verifyQuote } from "../evidence/dcap/verify.js";
+import { judgeQuote, judging } from "../evidence/dcap/verify.js";
+import type { TrustRoot } from "../evidence/dcap/roots.js";
 import { parseCertificate } from "../evidence/asn1/x509.js";
-import { ATTESTATION_PATH, EXPORTER_LABEL } from "../server/wellknown.js";
 import type { FreshnessResult } from "./verdict.js";
+import { ExchangeFailure } from "../core/errors.js";
 
 /** Largest evidence response accepted (a quote is at most a few KiB, a certificate about as much). */
 export const MAX_EVIDENCE_BYTES = 64 * 1024;
 const MAX_HEAD_BYTES = 16 * 1024;
 export const NONCE_BYTES = 32;
 
-export type FreshMode = "nonce" | "exporter";
-
-/** Why the HTTP exchange itself failed; becomes the detail of a failed `freshness.response`. */
-class ExchangeFailure extends Error {}
+export type FreshMode = FreshEvidenceMode;
 
 export interface EvidenceResponse {
   status: number;
@@ -43,11 +42,11 @@ export interface EvidenceResponse {
  */
 export function requestEvidence(socket: TLSSocket, hostHeader: string, mode: FreshMode, nonce: Uint8Array): Promise<EvidenceResponse> {
   const hex = toHex(nonce);
-  const body = mode === "exporter" ? JSON.stringify({ nonce: hex }) : "";
+  const body = mode === "exporter" ? JSON.stringify({ [NONCE_PARAM]: hex }) : "";
   const head =
     mode === "exporter"
       ? `POST ${ATTESTATION_PATH} HTTP/1.1\r\nHost: ${hostHeader}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`
-      : `GET ${ATTESTATION_PATH}?nonce=${hex} HTTP/1.1\r\nHost: ${hostHeader}\r\nAccept: application/json\r\n\r\n`;
+      : `GET ${ATTESTATION_PATH}?${NONCE_PARAM}=${hex} HTTP/1.1\r\nHost: ${hostHeader}\r\nAccept: application/json\r\n\r\n`;
 
   return new Promise<EvidenceResponse>((resolve, reject) => {
     let buf: Buffer = Buffer.alloc(0);
@@ -123,11 +122,14 @@ export interface FreshnessExpectation {
   /** This connection's exporter as computed on the client's end (mode exporter). */
   exporter: Uint8Array | null;
   peerCertDer: Uint8Array;
+  /** SHA-256 of that certificate's SubjectPublicKeyInfo, as its appraisal read it (read from peerCertDer when absent). */
+  spkiSha256?: Uint8Array;
   /** The certificate's appraisal: its quote's identity, platform and root must recur. */
   certQuote: QuoteFields | null;
   certPlatform: PlatformFields | null;
   certDev: boolean;
-  trustRoots: string[];
+  /** The roots the certificate was judged under (a policy's anchors, or PEM / DER). */
+  trustRoots: readonly TrustRoot[];
   at?: Date;
 }
 
@@ -137,11 +139,6 @@ export interface FreshnessOutcome {
 }
 
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash("sha256").update(b).digest());
-
-function b64(v: unknown): Uint8Array | null {
-  if (typeof v !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0) return null;
-  return new Uint8Array(Buffer.from(v, "base64"));
-}
 
 /** The identity fields a fresh quote must share with the certificate's. */
 function identityDiff(a: QuoteFields, b: QuoteFields): string | null {
@@ -168,36 +165,32 @@ export async function checkFreshEvidence(res: EvidenceResponse, exp: FreshnessEx
     c.fail("freshness.response", `${ATTESTATION_PATH} answered ${res.status}: ${res.body.toString("utf8").slice(0, 200)}`);
     return stop();
   }
-  let doc: Record<string, unknown>;
-  try {
-    const parsed: unknown = JSON.parse(res.body.toString("utf8"));
-    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("not a JSON object");
-    doc = parsed as Record<string, unknown>;
-  } catch (e) {
-    c.fail("freshness.response", `the body is not a JSON object (${(e as Error).message})`);
+  const doc = decodeEvidence(res.body.toString("utf8"));
+  if (!doc.ok) {
+    c.fail("freshness.response", doc.reason);
     return stop();
   }
-  const quote = b64(doc.quote);
-  const claimsBytes = b64(doc.claims);
-  if (!quote || !claimsBytes || typeof doc.certificate !== "string") {
-    c.fail("freshness.response", "the body needs quote (base64), claims (base64) and certificate (PEM)");
-    return stop();
-  }
+  const { quote, claims: claimsBytes } = doc.value;
   c.pass("freshness.response", `${exp.mode === "exporter" ? "POST" : "GET"} ${ATTESTATION_PATH}: ${res.body.length} bytes on this connection`);
 
   let served: Uint8Array[] = [];
   try {
-    served = pemBlocks(doc.certificate);
+    served = pemBlocks(doc.value.certificate);
   } catch {
     // not PEM: reported below as a mismatch
   }
   if (served.length !== 1 || !equalBytes(served[0]!, exp.peerCertDer)) {
-    c.fail("freshness.certificate", served.length === 1 ? `the evidence is for certificate ${createHash("sha256").update(served[0]!).digest("hex")}, this connection's is ${createHash("sha256").update(exp.peerCertDer).digest("hex")}` : `the certificate field holds ${served.length} certificates`);
+    c.fail(
+      "freshness.certificate",
+      served.length === 1
+        ? `the evidence is for certificate ${createHash("sha256").update(served[0]!).digest("hex")}, this connection's is ${createHash("sha256").update(exp.peerCertDer).digest("hex")}`
+        : `the certificate field holds ${served.length} certificates`,
+    );
     return stop();
   }
   c.pass("freshness.certificate", "the evidence names the certificate this connection was served");
 
-  let claims: Map<unknown, unknown>;
+  let claims: Map<CborValue, CborValue>;
   try {
     const v = decodeCbor(claimsBytes);
     if (!(v instanceof Map)) throw new Error("not a CBOR map");
@@ -206,17 +199,11 @@ export async function checkFreshEvidence(res: EvidenceResponse, exp: FreshnessEx
     c.fail("freshness.claims", `the claims do not decode: ${(e as Error).message}`);
     return stop();
   }
-  const spkiHash = sha256(parseCertificate(exp.peerCertDer).spki);
-  const ph = claims.get("pubkey-hash");
-  let claimed: unknown = null;
-  try {
-    claimed = ph instanceof Uint8Array ? decodeCbor(ph) : null;
-  } catch {
-    // a pubkey-hash that is not CBOR: a mismatch
-  }
-  const claimedHash = Array.isArray(claimed) && claimed.length === 2 && claimed[0] === PUBKEY_HASH_SHA256 && claimed[1] instanceof Uint8Array ? claimed[1] : null;
-  const nonce = claims.get("nonce");
-  const exporter = claims.get("tls-exporter");
+  const spkiHash = exp.spkiSha256 ?? sha256(parseCertificate(exp.peerCertDer).spki);
+  const claimed = claimedPubkeyHash(claims);
+  const claimedHash = claimed.ok ? claimed.value : null;
+  const nonce = claims.get(CLAIM_NONCE);
+  const exporter = claims.get(CLAIM_TLS_EXPORTER);
   if (!claimedHash || !equalBytes(claimedHash, spkiHash)) {
     c.fail("freshness.claims", `pubkey-hash ${claimedHash ? toHex(claimedHash) : "(missing or malformed)"} is not SHA-256 of this connection's certificate key ${toHex(spkiHash)}`);
     return stop();
@@ -226,18 +213,20 @@ export async function checkFreshEvidence(res: EvidenceResponse, exp: FreshnessEx
     return stop();
   }
   if (exp.mode === "exporter" && (!(exporter instanceof Uint8Array) || !equalBytes(exporter, exp.exporter!))) {
-    c.fail("freshness.claims", `tls-exporter ${exporter instanceof Uint8Array ? toHex(exporter) : "(missing)"} is not this connection's (${toHex(exp.exporter!)}): the evidence was made for another TLS connection (relayed)`);
+    c.fail(
+      "freshness.claims",
+      `tls-exporter ${exporter instanceof Uint8Array ? toHex(exporter) : "(missing)"} is not this connection's (${toHex(exp.exporter!)}): the evidence was made for another TLS connection (relayed)`,
+    );
     return stop();
   }
   c.pass("freshness.claims", `pubkey-hash of this certificate's key, this client's nonce${exp.mode === "exporter" ? ", and this connection's TLS exporter" : ""}`);
 
-  let rd: Uint8Array;
-  try {
-    rd = parseQuote(quote).body.reportData;
-  } catch (e) {
-    c.fail("freshness.quote", `the fresh quote does not parse: ${(e as Error).message}`);
+  const parsed = readQuote(quote);
+  if (!parsed.ok) {
+    c.fail("freshness.quote", `the fresh quote does not parse: ${parsed.reason}`);
     return stop();
   }
+  const rd = parsed.value.body.reportData;
   const want = sha256(claimsBytes);
   if (!equalBytes(rd.subarray(0, 32), want) || !isAllZero(rd.subarray(32))) {
     c.fail("freshness.report-data", `the fresh quote's report data ${toHex(rd)} is not SHA-256(claims) ${toHex(want)} ‖ 0³²`);
@@ -245,7 +234,7 @@ export async function checkFreshEvidence(res: EvidenceResponse, exp: FreshnessEx
   }
   c.pass("freshness.report-data", "fresh quote report data = SHA-256(claims) ‖ 0³²");
 
-  const v = await verifyQuote(quote, { trustRoots: exp.trustRoots, ...(exp.at ? { at: exp.at } : {}) });
+  const v = await judgeQuote(parsed, judging({ trustRoots: exp.trustRoots, ...(exp.at ? { at: exp.at } : {}) }));
   if (!v.ok || !v.quote) {
     c.fail("freshness.quote", `the fresh quote fails ${v.failed?.check}: ${v.failed?.reason}`);
     return stop();
@@ -265,7 +254,7 @@ export async function checkFreshEvidence(res: EvidenceResponse, exp: FreshnessEx
 /** A fresh nonce and, for mode exporter, the exporter value of `socket` under it. */
 export function freshInputs(socket: TLSSocket, mode: FreshMode): { nonce: Uint8Array; exporter: Uint8Array | null } {
   const nonce = new Uint8Array(randomBytes(NONCE_BYTES));
-  const exporter = mode === "exporter" ? new Uint8Array(socket.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.from(nonce))) : null;
+  const exporter = mode === "exporter" ? new Uint8Array(socket.exportKeyingMaterial(EXPORTER_BYTES, EXPORTER_LABEL, Buffer.from(nonce))) : null;
   return { nonce, exporter };
 }
 

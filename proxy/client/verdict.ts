@@ -1,9 +1,10 @@
 /** The verdict on one connection: the certificate's appraisal plus this connection's freshness. */
+import type { FreshnessMode } from "../core/protocol.js";
 import type { Appraisal } from "../evidence/appraise.js";
-import type { Check } from "../evidence/verdict.js";
+import { outcome, type Check } from "../evidence/verdict.js";
 
 export interface FreshnessResult {
-  mode: "exporter" | "nonce" | "certificate";
+  mode: FreshnessMode;
   ok: boolean;
   detail: string;
   /** The nonce this client sent (hex), or null (mode certificate, or nothing was asked). */
@@ -23,12 +24,12 @@ export interface ConnectionVerdict extends Appraisal {
 /** An appraisal with this connection's freshness checks appended; `ok` and `failed` count them. */
 export function connectionVerdict(a: Appraisal, freshness: FreshnessResult, extra: Check[], fingerprint: string, cached: boolean): ConnectionVerdict {
   const checks = [...a.checks, ...extra];
-  const first = checks.find((k) => !k.ok);
+  const { ok, failed } = outcome(checks, a.ok, freshness.ok);
   return {
     ...a,
     checks,
-    ok: a.ok && first === undefined && freshness.ok,
-    failed: first ? { check: first.check, reason: first.detail } : a.failed,
+    ok,
+    failed,
     freshness,
     fingerprint,
     cached,

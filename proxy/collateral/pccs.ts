@@ -43,30 +43,27 @@
  *                 PCCS_HTTP_STATUS, PCCS_RESPONSE_TOO_LARGE, PCCS_HEADER_MISSING,
  *                 PCCS_RESPONSE_INVALID, COLLATERAL_MISMATCH, COLLATERAL_SIGNATURE, and the
  *                 COLLATERAL_* format codes of prepareCollateral.
+ *
+ * Beside this file: key.ts (which collateral a quote needs), pccs-http.ts (URLs and reading
+ * answers), vouch.ts (what makes a copy usable), cache.ts (the copy on disk).
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { homedir } from "node:os";
 import { join } from "node:path";
-import { equalBytes, fromHex, toHex } from "../core/bytes.js";
-import { findLeaf, validatePath } from "../evidence/dcap/chain.js";
-import { checkCollateral, prepareCollateral, splitSignedBody, type Collateral } from "../evidence/dcap/collateral.js";
+import { toHex } from "../core/bytes.js";
+import { CollateralError, InputError } from "../core/errors.js";
+import { expandHome } from "../core/schema.js";
+import { prepareCollateral, splitSignedBody } from "../evidence/dcap/collateral.js";
 import { partsFromDcapQvl, type DcapQvlCollateral } from "../evidence/dcap/collateral-files.js";
-import { checkPckChain, pckCertificates } from "../evidence/dcap/quote-checks.js";
-import { CollateralError, EvidenceError, InputError } from "../core/errors.js";
-import { parsePckExtension } from "../evidence/asn1/sgx-extension.js";
-import { pemBlocks } from "../evidence/asn1/pem.js";
-import { parseQuote } from "../evidence/dcap/quote.js";
 import { trustAnchors, type TrustAnchor } from "../evidence/dcap/roots.js";
-import { verifySignedBy } from "../evidence/dcap/signatures.js";
+import { readCached, writeCached, type Entry } from "./cache.js";
+import { checkKey, keyId, keyLabel, type CollateralKey } from "./key.js";
+import { checkedUrl, collateralUrls, crlDer, describe, header, networkError, normalisePccsUrl, readBounded, utf8, type HttpAnswer } from "./pccs-http.js";
+import { vouch } from "./vouch.js";
 
-export const INTEL_PCS_URL = "https://api.trustedservices.intel.com/";
-/** The CRL distribution point named in Intel's SGX Root CA certificate. */
-export const INTEL_ROOT_CA_CRL_URL = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der";
-export const PCCS_MAX_BODY_BYTES = 1024 * 1024;
+export { collateralKeyOf, type CollateralKey } from "./key.js";
+export { collateralUrls, normalisePccsUrl, INTEL_PCS_URL, INTEL_ROOT_CA_CRL_URL, PCCS_MAX_BODY_BYTES, type CollateralUrls } from "./pccs-http.js";
+
 export const PCCS_DEFAULT_TIMEOUT_MS = 10_000;
 export const PCCS_DEFAULT_RETRY_AFTER_MS = 30_000;
-const CACHE_FORMAT = "attestable-mcp/pccs-collateral/1";
 
 export interface PccsOptions {
   /** Service base, e.g. INTEL_PCS_URL or "https://pccs.local:8081/"; a trailing "sgx/certification/v4/" is accepted. */
@@ -89,14 +86,6 @@ export interface PccsOptions {
   warn?: (message: string) => void;
 }
 
-export interface CollateralKey {
-  tee: "SGX" | "TDX";
-  /** 12 hex digits (6 bytes); normalised to lower case. */
-  fmspc: string;
-  /** The CA that issued the PCK certificate. */
-  ca: "processor" | "platform";
-}
-
 export interface FetchedCollateral {
   /** What verifyQuote takes as `collateral`. */
   collateral: DcapQvlCollateral;
@@ -107,262 +96,6 @@ export interface FetchedCollateral {
   nextUpdate: string;
   /** Why a stale copy is served (the failed fetch, "CODE: detail"); null otherwise. */
   error: string | null;
-}
-
-export interface CollateralUrls {
-  tcbInfo: string;
-  qeIdentity: string;
-  pckCrl: string;
-  rootCaCrl: string;
-}
-
-// ---- URLs ----------------------------------------------------------------------------------
-
-function isLoopbackHost(hostname: string): boolean {
-  const h = hostname.toLowerCase();
-  return h === "localhost" || h === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
-}
-
-/** Parse `url` and require https, or http to a loopback host. */
-function checkedUrl(url: string, what: string): URL {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new InputError("PCCS_URL_INVALID", `${what} ${JSON.stringify(url)} is not a URL`);
-  }
-  if (u.username || u.password) throw new InputError("PCCS_URL_INVALID", `${what} ${u.origin}…: credentials in the URL are not supported`);
-  if (u.protocol === "http:") {
-    if (!isLoopbackHost(u.hostname)) {
-      throw new InputError("PCCS_URL_INSECURE", `${what} ${url}: plain http is allowed only to a loopback host (127.0.0.1, ::1, localhost); use https`);
-    }
-  } else if (u.protocol !== "https:") {
-    throw new InputError("PCCS_URL_INVALID", `${what} ${url}: scheme ${u.protocol} is not supported (https, or http to a loopback host)`);
-  }
-  return u;
-}
-
-/**
- * The service base URL, ending in "/", without a trailing "sgx|tdx/certification/v4".
- * Any other path (a PCCS behind a reverse proxy at /pccs/) is kept.
- */
-export function normalisePccsUrl(url: string): string {
-  const u = checkedUrl(url, "PCCS URL");
-  if (u.search || u.hash) throw new InputError("PCCS_URL_INVALID", `PCCS URL ${url}: a query or fragment is not supported`);
-  let path = u.pathname.replace(/\/+$/, "");
-  const api = /\/(sgx|tdx)\/certification\/(v\d+)$/i.exec(path);
-  if (api) {
-    if (api[2]!.toLowerCase() !== "v4") throw new InputError("PCCS_URL_INVALID", `PCCS URL ${url}: API ${api[2]} is not supported (v4 is)`);
-    path = path.slice(0, api.index);
-  }
-  return `${u.origin}${path}/`;
-}
-
-function isIntelPcs(base: string): boolean {
-  const host = new URL(base).hostname.toLowerCase();
-  return host === "trustedservices.intel.com" || host.endsWith(".trustedservices.intel.com");
-}
-
-/** The four URLs fetched for `key` from the normalised `base`. */
-export function collateralUrls(base: string, key: CollateralKey, rootCaCrlUrl?: string): CollateralUrls {
-  const k = checkKey(key);
-  const b = normalisePccsUrl(base);
-  const tee = k.tee === "TDX" ? "tdx" : "sgx";
-  return {
-    tcbInfo: `${b}${tee}/certification/v4/tcb?fmspc=${k.fmspc.toUpperCase()}`,
-    qeIdentity: `${b}${tee}/certification/v4/qe/identity`,
-    pckCrl: `${b}sgx/certification/v4/pckcrl?ca=${k.ca}&encoding=der`,
-    rootCaCrl: rootCaCrlUrl !== undefined ? checkedUrl(rootCaCrlUrl, "root CA CRL URL").href : isIntelPcs(b) ? INTEL_ROOT_CA_CRL_URL : `${b}sgx/certification/v4/rootcacrl`,
-  };
-}
-
-// ---- keys ----------------------------------------------------------------------------------
-
-function checkKey(key: CollateralKey): CollateralKey {
-  const k = key as Partial<Record<keyof CollateralKey, unknown>> | null;
-  if (k === null || typeof k !== "object") throw new InputError("COLLATERAL_KEY_INVALID", "collateral key must be an object { tee, fmspc, ca }");
-  if (k.tee !== "SGX" && k.tee !== "TDX") throw new InputError("COLLATERAL_KEY_INVALID", `collateral key: tee must be "SGX" or "TDX", got ${JSON.stringify(k.tee)}`);
-  if (typeof k.fmspc !== "string" || !/^[0-9a-fA-F]{12}$/.test(k.fmspc)) {
-    throw new InputError("COLLATERAL_KEY_INVALID", `collateral key: fmspc must be 12 hex digits, got ${JSON.stringify(k.fmspc)}`);
-  }
-  if (k.ca !== "processor" && k.ca !== "platform") throw new InputError("COLLATERAL_KEY_INVALID", `collateral key: ca must be "processor" or "platform", got ${JSON.stringify(k.ca)}`);
-  return { tee: k.tee, fmspc: k.fmspc.toLowerCase(), ca: k.ca };
-}
-
-const keyId = (k: CollateralKey) => `${k.tee.toLowerCase()}-${k.fmspc}-${k.ca}`;
-const keyLabel = (k: CollateralKey) => `${k.tee} FMSPC ${k.fmspc} (${k.ca} CA)`;
-
-/** "processor" / "platform" from a CA's name: its CN ends in "Processor CA" / "Platform CA" (Intel's and the dev PKI's). */
-function caOfName(nameText: string): "processor" | "platform" | null {
-  const cn = /(?:^|[,+])CN=((?:\\.|[^,+\\])*)/.exec(nameText)?.[1];
-  if (cn === undefined) return null;
-  if (/\bProcessor CA$/i.test(cn)) return "processor";
-  if (/\bPlatform CA$/i.test(cn)) return "platform";
-  return null;
-}
-
-/**
- * The collateral a quote needs: its TEE, the FMSPC in its PCK certificate, and the CA that issued
- * that certificate. The PCK chain must lead to a trusted root at `at` (Intel's, or one of
- * `trustRoots`): collateral is never fetched for a chain nobody vouches for.
- */
-export function collateralKeyOf(quote: Uint8Array, trustRoots: (string | Uint8Array)[] = [], at: Date = new Date()): CollateralKey {
-  const q = parseQuote(quote);
-  const certs = pckCertificates(q);
-  if (!certs.ok) throw new InputError("PCK_CHAIN_MISSING", certs.reason.replace(/^PCK_CHAIN_MISSING: /, ""));
-  const chain = checkPckChain(certs.value, trustAnchors(trustRoots), at);
-  if (!chain.ok) throw new InputError("PCK_CHAIN_UNTRUSTED", `PCK chain: ${chain.reason}`);
-  const leaf = chain.value.path[0]!;
-  const ext = parsePckExtension(leaf);
-  const ca = caOfName(leaf.issuerText);
-  if (ca === null) throw new InputError("PCK_CA_UNKNOWN", `PCK certificate issuer ${leaf.issuerText} is neither a Processor CA nor a Platform CA`);
-  return { tee: q.teeType, fmspc: toHex(ext.fmspc), ca };
-}
-
-// ---- checking ------------------------------------------------------------------------------
-
-interface Vouched {
-  anchor: TrustAnchor;
-  nextUpdate: Date;
-}
-
-function pckCrlProblem(col: Collateral, anchor: TrustAnchor, at: Date): string | null {
-  const signer = findLeaf(col.pckCrlIssuerChain);
-  if (typeof signer === "string") return `PCK CRL issuer chain: ${signer}`;
-  const path = validatePath(signer, col.pckCrlIssuerChain, [anchor], at);
-  if (!path.ok) return `PCK CRL issuer chain: ${path.reason}`;
-  if (!equalBytes(col.pckCrl.issuer, signer.subject)) return `PCK CRL is issued by ${col.pckCrl.issuerText}, its issuer chain names ${signer.subjectText}`;
-  if (!verifySignedBy(col.pckCrl, signer)) return `PCK CRL signature does not verify under ${signer.subjectText}`;
-  return null;
-}
-
-/** Throws unless `col` is what `key` asks for and verifies under one of `anchors` at `at`. */
-function vouch(col: Collateral, key: CollateralKey, anchors: readonly TrustAnchor[], at: Date): Vouched {
-  const t = col.tcbInfo.parsed;
-  if (t.id !== key.tee) throw new CollateralError("COLLATERAL_MISMATCH", `TCB info is for ${t.id}, not ${key.tee}`);
-  if (t.fmspc !== key.fmspc) throw new CollateralError("COLLATERAL_MISMATCH", `TCB info is for FMSPC ${t.fmspc}, not ${key.fmspc}`);
-  const qeId = key.tee === "TDX" ? "TD_QE" : "QE";
-  if (col.qeIdentity.parsed.id !== qeId) throw new CollateralError("COLLATERAL_MISMATCH", `QE identity is ${col.qeIdentity.parsed.id}, not ${qeId}`);
-  if (caOfName(col.pckCrl.issuerText) !== key.ca) throw new CollateralError("COLLATERAL_MISMATCH", `PCK CRL is issued by ${col.pckCrl.issuerText}, not by the ${key.ca} CA`);
-  const problems: string[] = [];
-  for (const anchor of anchors) {
-    const cc = checkCollateral(col, anchor, at);
-    const problem = cc.signature.ok ? pckCrlProblem(col, anchor, at) : cc.signature.detail;
-    if (problem === null) return { anchor, nextUpdate: cc.fresh.nextUpdate };
-    problems.push(`under ${anchor.cert.subjectText}: ${problem}`);
-  }
-  throw new CollateralError("COLLATERAL_SIGNATURE", `collateral does not verify under any trust root (${problems.join("; ")})`);
-}
-
-function describe(e: unknown): string {
-  if (e instanceof EvidenceError) return `${e.code}: ${e.message}`;
-  return `${(e as Error)?.name ?? "Error"}: ${(e as Error)?.message ?? String(e)}`;
-}
-
-// ---- HTTP ----------------------------------------------------------------------------------
-
-interface HttpAnswer {
-  url: string;
-  headers: Headers;
-  body: Uint8Array;
-}
-
-function networkError(e: unknown, url: string, timeoutMs: number): CollateralError {
-  if (e instanceof EvidenceError) return e as CollateralError;
-  const err = e as { name?: string; message?: string; code?: string; cause?: { code?: string; message?: string } } | undefined;
-  if (err?.name === "TimeoutError" || err?.name === "AbortError") {
-    return new CollateralError("PCCS_TIMEOUT", `GET ${url}: no complete answer within ${timeoutMs} ms`);
-  }
-  const code = err?.cause?.code ?? err?.code;
-  const detail = err?.cause?.message ?? err?.message ?? String(e);
-  return new CollateralError("PCCS_UNREACHABLE", `GET ${url}: ${code && !detail.includes(code) ? `${code} ${detail}` : detail}`);
-}
-
-function tooLarge(url: string, size: number | null): CollateralError {
-  return new CollateralError("PCCS_RESPONSE_TOO_LARGE", `GET ${url}: answer ${size === null ? "exceeds" : `of ${size} bytes exceeds`} the limit of ${PCCS_MAX_BODY_BYTES} bytes`);
-}
-
-async function readBounded(res: Response, url: string): Promise<Uint8Array> {
-  const declared = res.headers.get("content-length");
-  if (declared !== null && Number(declared) > PCCS_MAX_BODY_BYTES) {
-    await res.body?.cancel().catch(() => undefined);
-    throw tooLarge(url, Number(declared));
-  }
-  if (!res.body) return new Uint8Array(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let n = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    n += value.byteLength;
-    if (n > PCCS_MAX_BODY_BYTES) {
-      await reader.cancel().catch(() => undefined);
-      throw tooLarge(url, null);
-    }
-    chunks.push(value);
-  }
-  return new Uint8Array(Buffer.concat(chunks, n));
-}
-
-function header(a: HttpAnswer, names: string[]): string {
-  for (const name of names) {
-    const v = a.headers.get(name);
-    if (v === null) continue;
-    let text: string;
-    try {
-      text = decodeURIComponent(v);
-    } catch {
-      throw new CollateralError("PCCS_RESPONSE_INVALID", `GET ${a.url}: header ${name} is not valid percent-encoding`);
-    }
-    if (!text.includes("-----BEGIN CERTIFICATE-----")) throw new CollateralError("PCCS_RESPONSE_INVALID", `GET ${a.url}: header ${name} holds no PEM certificate`);
-    return text;
-  }
-  throw new CollateralError("PCCS_HEADER_MISSING", `GET ${a.url}: no ${names.join(" or ")} header`);
-}
-
-function utf8(a: HttpAnswer): string {
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(a.body);
-  } catch {
-    throw new CollateralError("PCCS_RESPONSE_INVALID", `GET ${a.url}: body is not UTF-8`);
-  }
-}
-
-/** A CRL answer as DER: DER itself, PEM ("X509 CRL"), or hex text (Intel's PCCS /rootcacrl). */
-function crlDer(a: HttpAnswer): Uint8Array {
-  const b = a.body;
-  if (b.length === 0) throw new CollateralError("PCCS_RESPONSE_INVALID", `GET ${a.url}: empty body`);
-  if (b[0] === 0x30) return b;
-  const text = Buffer.from(b).toString("latin1").trim();
-  if (/^(?:[0-9a-fA-F]{2})+$/.test(text)) return fromHex(text);
-  if (text.includes("-----BEGIN X509 CRL-----")) {
-    try {
-      const der = pemBlocks(text, "X509 CRL")[0];
-      if (der) return der;
-    } catch (e) {
-      throw new CollateralError("PCCS_RESPONSE_INVALID", `GET ${a.url}: ${(e as Error).message}`);
-    }
-  }
-  throw new CollateralError("PCCS_RESPONSE_INVALID", `GET ${a.url}: body is not a CRL (neither DER, PEM nor hex)`);
-}
-
-// ---- the client ----------------------------------------------------------------------------
-
-interface Entry {
-  qvl: DcapQvlCollateral;
-  fetchedAt: Date;
-  nextUpdate: Date;
-  /** No request before this time. */
-  nextAttempt: Date;
-  /** The last failed refresh, "CODE: detail". */
-  error: string | null;
-}
-
-function expandHome(p: string): string {
-  if (p === "~") return homedir();
-  if (p.startsWith("~/")) return join(homedir(), p.slice(2));
-  return p;
 }
 
 function numberOption(v: number | undefined, name: string, dflt: number, min: number): number {
@@ -464,8 +197,7 @@ export class PccsClient {
         entry.nextAttempt = until;
         return this.served(entry, now);
       }
-      const err = new CollateralError("COLLATERAL_UNAVAILABLE", `no collateral for ${keyLabel(k)} from ${this.baseUrl}: ${reason}`);
-      err.cause = e;
+      const err = new CollateralError("COLLATERAL_UNAVAILABLE", `no collateral for ${keyLabel(k)} from ${this.baseUrl}: ${reason}`, undefined, { cause: e });
       this.failures.set(id, { error: err, until });
       throw err;
     }
@@ -527,50 +259,11 @@ export class PccsClient {
 
   // ---- disk ----
 
-  private file(id: string): string | null {
-    return this.cacheDir === null ? null : join(this.cacheDir, `${id}.json`);
-  }
-
-  /** The cached copy on disk, verified again; null when there is none or it does not verify. */
-  private async load(k: CollateralKey, id: string, now: Date): Promise<Entry | null> {
-    const file = this.file(id);
-    if (file === null) return null;
-    let text: string;
-    try {
-      text = await readFile(file, "utf8");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") this.warn(`PCCS cache ${file} is unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ignoring it`);
-      return null;
-    }
-    try {
-      const o = JSON.parse(text) as Record<string, unknown>;
-      if (o === null || typeof o !== "object" || o.format !== CACHE_FORMAT) throw new Error(`not a ${CACHE_FORMAT} file`);
-      if (o.tee !== k.tee || o.fmspc !== k.fmspc || o.ca !== k.ca) throw new Error("it is for another key");
-      const fetchedAt = new Date(typeof o.fetchedAt === "string" ? o.fetchedAt : NaN);
-      if (Number.isNaN(fetchedAt.getTime())) throw new Error("fetchedAt is not a time");
-      const c = o.collateral;
-      if (c === null || typeof c !== "object" || Array.isArray(c)) throw new Error("no collateral object");
-      const qvl = c as Record<string, unknown>;
-      const vouched = vouch(prepareCollateral(partsFromDcapQvl(qvl)), k, this.anchors, now);
-      return { qvl: qvl as unknown as DcapQvlCollateral, fetchedAt, nextUpdate: vouched.nextUpdate, nextAttempt: vouched.nextUpdate, error: null };
-    } catch (e) {
-      this.warn(`PCCS cache ${file} is not used: ${e instanceof EvidenceError ? describe(e) : (e as Error).message}`);
-      return null;
-    }
+  private load(k: CollateralKey, id: string, now: Date): Promise<Entry | null> {
+    return this.cacheDir === null ? Promise.resolve(null) : readCached(join(this.cacheDir, `${id}.json`), k, this.anchors, now, this.warn);
   }
 
   private async store(k: CollateralKey, id: string, entry: Entry): Promise<void> {
-    const file = this.file(id);
-    if (file === null || this.cacheDir === null) return;
-    const tmp = join(this.cacheDir, `.${id}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
-    const doc = { format: CACHE_FORMAT, ...k, source: this.baseUrl, fetchedAt: entry.fetchedAt.toISOString(), nextUpdate: entry.nextUpdate.toISOString(), collateral: entry.qvl };
-    try {
-      await mkdir(this.cacheDir, { recursive: true, mode: 0o700 });
-      await writeFile(tmp, `${JSON.stringify(doc)}\n`, { mode: 0o600 });
-      await rename(tmp, file);
-    } catch (e) {
-      await rm(tmp, { force: true }).catch(() => undefined);
-      this.warn(`PCCS cache ${file} could not be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); collateral is kept in memory only`);
-    }
+    if (this.cacheDir !== null) await writeCached(this.cacheDir, id, k, this.baseUrl, entry, this.warn);
   }
 }

@@ -1,15 +1,20 @@
 /**
- * appraiseCertificate: an RA-TLS certificate judged against a policy. It gets the collateral the
- * policy asks for (a local file, or a PCCS / Intel PCS with a disk cache), runs the one verifier
- * and appends the policy's checks. Every side that trusts a peer uses this: `verify`, the client
- * connector and bridge, and the listener's client attestation.
+ * appraiseCertificate: an RA-TLS certificate judged against a policy. It asks the policy's
+ * collateral source for the collateral (where it comes from is collateral/source.ts), runs the
+ * one verifier and appends the policy's checks. Every side that trusts a peer uses this: `verify`,
+ * the client connector and bridge, and the listener's client attestation.
+ *
+ * The certificate and its quotes are parsed once, and the primary quote's PCK chain is judged
+ * once: the collateral source and the verifier are both handed those parts.
  */
-import { readRaTls } from "./ratls/read.js";
-import { verifyRaTlsCertificate, type RaTlsVerdict } from "./ratls/verify.js";
-import { applyPolicy, policyTrustRoots, type Policy } from "./policy.js";
-import { PccsClient, collateralKeyOf } from "../collateral/pccs.js";
+import type { Failed, Ok } from "../core/result.js";
+import { judgeRaTls, primaryQuote, unreadableCertificate, type RaTlsVerdict } from "./ratls/verify.js";
+import { readRaTlsCertificate, type ParsedRaTls } from "./ratls/read.js";
+import { applyPolicy, type Policy } from "./policy.js";
 import { CheckList } from "./verdict.js";
-import { parseCertificate } from "./asn1/x509.js";
+import { judging } from "./dcap/verify.js";
+import { pckPath, type PckPath } from "./dcap/quote-checks.js";
+import type { Quote } from "./dcap/quote.js";
 
 export interface CollateralInfo {
   /** Where the collateral came from: a file, the network, the disk cache, or a stale cached copy. */
@@ -26,57 +31,49 @@ export interface Appraisal extends RaTlsVerdict {
   collateral: CollateralInfo | null;
 }
 
-/** Where a policy's collateral comes from; one per policy, shared by every appraisal. */
+/**
+ * The quote a collateral source is asked about, as the appraisal holds it: its bytes, parsed
+ * (or why not), and its PCK certificates with their path to the policy's roots at the appraisal
+ * time (null when it does not parse).
+ */
+export type AppraisedQuote = { bytes: Uint8Array } & ({ parsed: Ok<Quote>; pck: PckPath } | { parsed: Failed; pck: null });
+
+/** Where a policy's collateral comes from; one per policy, shared by every appraisal (see collateral/source.ts). */
 export interface CollateralSource {
   /** null: the policy does not need collateral. Throws when it cannot be had. */
-  forQuote(quote: Uint8Array): Promise<{ collateral: string | object; info: CollateralInfo } | null>;
+  forQuote(quote: AppraisedQuote): Promise<{ collateral: string | object; info: CollateralInfo } | null>;
 }
 
-export function collateralSource(policy: Policy, opts: { fetch?: typeof fetch; timeoutMs?: number } = {}): CollateralSource {
-  if (!policy.tcb.require) return { forQuote: async () => null };
-  const path = policy.collateral.path;
-  if (path !== null) return { forQuote: async () => ({ collateral: path, info: { source: "file", location: path, fetchedAt: null, error: null } }) };
-  const url = policy.collateral.pccsUrl!;
-  const client = new PccsClient({ url, cacheDir: policy.collateral.cacheDir, trustRoots: policyTrustRoots(policy), ...opts });
-  return {
-    forQuote: async (quote) => {
-      const got = await client.get(collateralKeyOf(quote, policyTrustRoots(policy)));
-      return { collateral: got.collateral, info: { source: got.source, location: url, fetchedAt: got.fetchedAt, error: got.error } };
-    },
-  };
-}
-
-/** The certificate's primary quote, or null when it has none a reader can find. */
-function primaryQuote(der: Uint8Array): Uint8Array | null {
-  try {
-    const ev = readRaTls(parseCertificate(der));
-    return ev.tagged?.quote ?? ev.legacy?.quote ?? null;
-  } catch {
-    return null;
-  }
+function sourceDetail(i: CollateralInfo): string {
+  if (i.source === "file") return `from ${i.location}`;
+  const how = i.source === "stale-cache" ? `a stale cached copy (the service failed: ${i.error})` : i.source === "cache" ? "the disk cache" : "the network";
+  return `${how}, ${i.location}, fetched ${i.fetchedAt}`;
 }
 
 export async function appraiseCertificate(der: Uint8Array, policy: Policy, source: CollateralSource, at = new Date()): Promise<Appraisal> {
-  const quote = primaryQuote(der);
+  const parsed = readRaTlsCertificate(der);
+  // A certificate that cannot be read has no quote to fetch collateral for.
+  if (!parsed.ok) return { ...applyPolicy(unreadableCertificate(parsed, at), policy), collateral: null };
+  return appraiseParsed(parsed.value, policy, source, at);
+}
+
+/** appraiseCertificate over a certificate parsed once (readRaTlsCertificate). */
+export async function appraiseParsed(p: ParsedRaTls, policy: Policy, source: CollateralSource, at = new Date()): Promise<Appraisal> {
+  const j = judging({ at, trustRoots: policy.anchors, acceptStaleCollateral: policy.tcb.acceptStaleCollateral });
+  const { bytes, parsed } = primaryQuote(p);
+  const quote: AppraisedQuote = parsed.ok ? { bytes, parsed, pck: pckPath(parsed.value, j.anchors, j.at) } : { bytes, parsed, pck: null };
   const pre = new CheckList();
   let got: Awaited<ReturnType<CollateralSource["forQuote"]>> = null;
-  if (quote !== null && policy.tcb.require) {
+  if (policy.tcb.require) {
     try {
       got = await source.forQuote(quote);
-      if (got) {
-        const i = got.info;
-        pre.pass("collateral.source", i.source === "file" ? `from ${i.location}` : `${i.source === "stale-cache" ? `a stale cached copy (the service failed: ${i.error})` : i.source === "cache" ? "the disk cache" : "the network"}, ${i.location}, fetched ${i.fetchedAt}`);
-      }
+      if (got) pre.pass("collateral.source", sourceDetail(got.info));
     } catch (e) {
       pre.fail("collateral.source", `collateral unavailable: ${(e as Error).message}`);
     }
   }
-  const verdict = await verifyRaTlsCertificate(der, {
-    at,
-    trustRoots: policyTrustRoots(policy),
-    acceptStaleCollateral: policy.tcb.acceptStaleCollateral,
-    ...(got ? { collateral: got.collateral } : {}),
-  });
+  if (got) j.collateral = got.collateral;
+  const verdict = await judgeRaTls(p, j, quote.pck ?? undefined);
   // The collateral's origin goes first: a verdict without TCB status then says why.
   const judged = applyPolicy({ ...verdict, checks: [...pre.checks, ...verdict.checks] }, policy);
   return { ...judged, collateral: got?.info ?? null };

@@ -6,18 +6,19 @@
  * "any" is accepted only where the file writes it.
  */
 import { readFile } from "node:fs/promises";
-import { homedir } from "node:os";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { parseDocument } from "yaml";
-import { ConfigError, bool, duration, int, oneOf, str } from "../server/config.js";
+import { PolicyError } from "../core/errors.js";
+import { FRESHNESS_MODES, type FreshnessMode } from "../core/protocol.js";
+import { expandHome, valueParsers } from "../core/schema.js";
 import { trustAnchors, type TrustAnchor } from "./dcap/roots.js";
-import { CheckList, type Check, type TcbStatus, type Verdict } from "./verdict.js";
+import { CheckList, outcome, type Check, type TcbStatus, type Verdict } from "./verdict.js";
 
-export class PolicyError extends ConfigError {
-  constructor(key: string, source: string, reason: string) {
-    super(key, source, reason, "POLICY_INVALID");
-  }
-}
+export { PolicyError };
+
+const { duration, int, str, oneOf, bool, serviceUrl } = valueParsers((key, source, reason) => {
+  throw new PolicyError(key, source, reason);
+});
 
 export interface MeasurementRule {
   mrenclave: string | null;
@@ -26,7 +27,8 @@ export interface MeasurementRule {
   minIsvSvn: number | null;
 }
 
-export type Freshness = "exporter" | "nonce" | "certificate";
+/** The freshness modes are part of the wire protocol: one union, in core/protocol.ts. */
+export type Freshness = FreshnessMode;
 
 export interface Policy {
   /** The policy file (or "(inline)"). */
@@ -35,6 +37,11 @@ export interface Policy {
   trustIntel: boolean;
   /** Other roots (PEM text, e.g. the dev root), with the path each came from. */
   trustRoots: { path: string; pem: string }[];
+  /**
+   * Every root the verifier may chain to, parsed when the policy loaded: Intel's first (always
+   * known to the verifier; policy.trust-root refuses it unless listed), then those of trustRoots.
+   */
+  anchors: readonly TrustAnchor[];
   measurements: "any" | MeasurementRule[];
   allowDebug: boolean;
   tcb: {
@@ -75,10 +82,6 @@ function hex32(key: string, v: unknown, source: string): string {
   return v.toLowerCase();
 }
 
-export function expandHome(p: string): string {
-  return p === "~" || p.startsWith("~/") ? homedir() + p.slice(1) : p;
-}
-
 function measurementRules(v: unknown, source: string): Policy["measurements"] {
   if (v === undefined) throw new PolicyError("measurements", source, 'required: a list of { mrenclave } / { mrsigner, isvProdId, minIsvSvn } entries, or "any" written out');
   if (v === "any") return "any";
@@ -98,17 +101,10 @@ function measurementRules(v: unknown, source: string): Policy["measurements"] {
   });
 }
 
+/** Kept as written: the collateral client normalises it. */
 function pccsUrl(v: unknown, source: string): string {
-  const s = str("collateral.pccsUrl", v, source);
-  let u: URL;
-  try {
-    u = new URL(s);
-  } catch {
-    throw new PolicyError("collateral.pccsUrl", source, `"${s}" is not a URL`);
-  }
-  const loopback = ["127.0.0.1", "[::1]", "localhost"].includes(u.hostname) || u.hostname.startsWith("127.");
-  if (u.protocol !== "https:" && !(u.protocol === "http:" && loopback)) throw new PolicyError("collateral.pccsUrl", source, `must be https: (http: only on loopback), got ${u.protocol}`);
-  return s;
+  serviceUrl("collateral.pccsUrl", v, source);
+  return v as string;
 }
 
 /**
@@ -116,81 +112,81 @@ function pccsUrl(v: unknown, source: string): string {
  * caller); relative paths are relative to `baseDir`, the policy file's directory.
  */
 export async function buildPolicy(doc: unknown, source: string, baseDir: string, readRoot: (path: string) => Promise<string>): Promise<Policy> {
-  try {
-    const top = mapping("", doc ?? {}, source, TOP);
-    const roots = list("trustRoots", top.trustRoots ?? ["intel"], source);
-    if (roots.length === 0) throw new PolicyError("trustRoots", source, 'an empty list trusts nothing: write "intel" and/or paths to PEM roots');
-    let trustIntel = false;
-    const trustRoots: Policy["trustRoots"] = [];
-    for (const [i, r] of roots.entries()) {
-      const entry = str(`trustRoots[${i}]`, r, source);
-      if (entry === "intel") {
-        trustIntel = true;
-        continue;
-      }
-      const path = resolve(baseDir, expandHome(entry));
-      let pem: string;
-      try {
-        pem = await readRoot(path);
-      } catch (e) {
-        throw new PolicyError(`trustRoots[${i}]`, source, `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-      }
-      let anchors: TrustAnchor[];
-      try {
-        anchors = trustAnchors([pem]);
-      } catch (e) {
-        throw new PolicyError(`trustRoots[${i}]`, source, `${path}: ${(e as Error).message}`);
-      }
-      // Intel's root written as a file is still Intel's root.
-      if (anchors.length === 1 || anchors.slice(1).every((a) => a.intel)) trustIntel = true;
-      else trustRoots.push({ path, pem });
+  const top = mapping("", doc ?? {}, source, TOP);
+  const roots = list("trustRoots", top.trustRoots ?? ["intel"], source);
+  if (roots.length === 0) throw new PolicyError("trustRoots", source, 'an empty list trusts nothing: write "intel" and/or paths to PEM roots');
+  let trustIntel = false;
+  const trustRoots: Policy["trustRoots"] = [];
+  const listed: TrustAnchor[] = [];
+  for (const [i, r] of roots.entries()) {
+    const entry = str(`trustRoots[${i}]`, r, source);
+    if (entry === "intel") {
+      trustIntel = true;
+      continue;
     }
-
-    const tcb = mapping("tcb", top.tcb ?? {}, source, TCB);
-    const statuses = list("tcb.acceptStatuses", tcb.acceptStatuses ?? ["UpToDate"], source).map((s, i) => {
-      if (s === "Revoked") throw new PolicyError(`tcb.acceptStatuses[${i}]`, source, "a Revoked TCB is never acceptable");
-      return oneOf(`tcb.acceptStatuses[${i}]`, s, source, STATUSES);
-    });
-    if (statuses.length === 0) throw new PolicyError("tcb.acceptStatuses", source, "an empty list accepts no TCB status");
-    const advisories =
-      tcb.acceptAdvisories === "any"
-        ? "any"
-        : list("tcb.acceptAdvisories", tcb.acceptAdvisories ?? [], source).map((a, i) => {
-            if (typeof a !== "string" || !/^INTEL-SA-\d{5}$/.test(a)) throw new PolicyError(`tcb.acceptAdvisories[${i}]`, source, `expected an advisory ID such as INTEL-SA-00615, got ${JSON.stringify(a)}`);
-            return a;
-          });
-
-    const col = mapping("collateral", top.collateral ?? {}, source, COLLATERAL);
-    if (col.pccsUrl !== undefined && col.path !== undefined) throw new PolicyError("collateral.path", source, "give collateral.pccsUrl or collateral.path, not both");
-    const cacheDir = col.cacheDir === undefined ? DEFAULT_CACHE_DIR : col.cacheDir === null ? null : str("collateral.cacheDir", col.cacheDir, source);
-    const collateral: Policy["collateral"] = {
-      pccsUrl: col.path !== undefined ? null : col.pccsUrl === undefined ? INTEL_PCS_URL : pccsUrl(col.pccsUrl, source),
-      path: col.path === undefined ? null : resolve(baseDir, expandHome(str("collateral.path", col.path, source))),
-      cacheDir: cacheDir === null ? null : resolve(baseDir, expandHome(cacheDir)),
-    };
-
-    const rules = measurementRules(top.measurements, source);
-    return {
-      source,
-      trustIntel,
-      trustRoots,
-      measurements: rules,
-      allowDebug: top.allowDebug === undefined ? false : bool("allowDebug", top.allowDebug, source),
-      tcb: {
-        require: tcb.require === undefined ? true : bool("tcb.require", tcb.require, source),
-        acceptStatuses: statuses,
-        acceptAdvisories: advisories,
-        maxCollateralAgeMs: duration("tcb.maxCollateralAge", tcb.maxCollateralAge ?? "30d", source, 100 * 365 * 86_400_000),
-        acceptStaleCollateral: tcb.acceptStaleCollateral === undefined ? false : bool("tcb.acceptStaleCollateral", tcb.acceptStaleCollateral, source),
-      },
-      collateral,
-      freshness: top.freshness === undefined ? "exporter" : oneOf("freshness", top.freshness, source, ["exporter", "nonce", "certificate"] as const),
-    };
-  } catch (e) {
-    // The shared value parsers throw ConfigError; a policy names itself.
-    if (e instanceof ConfigError && !(e instanceof PolicyError)) throw new PolicyError(e.key, e.source, e.reason);
-    throw e;
+    const path = resolve(baseDir, expandHome(entry));
+    let pem: string;
+    try {
+      pem = await readRoot(path);
+    } catch (e) {
+      throw new PolicyError(`trustRoots[${i}]`, source, `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    let anchors: TrustAnchor[];
+    try {
+      anchors = trustAnchors([pem]);
+    } catch (e) {
+      throw new PolicyError(`trustRoots[${i}]`, source, `${path}: ${(e as Error).message}`);
+    }
+    // Intel's root written as a file is still Intel's root.
+    if (anchors.length === 1 || anchors.slice(1).every((a) => a.intel)) trustIntel = true;
+    else {
+      trustRoots.push({ path, pem });
+      listed.push(...anchors.slice(1));
+    }
   }
+
+  const tcb = mapping("tcb", top.tcb ?? {}, source, TCB);
+  const statuses = list("tcb.acceptStatuses", tcb.acceptStatuses ?? ["UpToDate"], source).map((s, i) => {
+    if (s === "Revoked") throw new PolicyError(`tcb.acceptStatuses[${i}]`, source, "a Revoked TCB is never acceptable");
+    return oneOf(`tcb.acceptStatuses[${i}]`, s, source, STATUSES);
+  });
+  if (statuses.length === 0) throw new PolicyError("tcb.acceptStatuses", source, "an empty list accepts no TCB status");
+  const advisories =
+    tcb.acceptAdvisories === "any"
+      ? "any"
+      : list("tcb.acceptAdvisories", tcb.acceptAdvisories ?? [], source).map((a, i) => {
+          if (typeof a !== "string" || !/^INTEL-SA-\d{5}$/.test(a))
+            throw new PolicyError(`tcb.acceptAdvisories[${i}]`, source, `expected an advisory ID such as INTEL-SA-00615, got ${JSON.stringify(a)}`);
+          return a;
+        });
+
+  const col = mapping("collateral", top.collateral ?? {}, source, COLLATERAL);
+  if (col.pccsUrl !== undefined && col.path !== undefined) throw new PolicyError("collateral.path", source, "give collateral.pccsUrl or collateral.path, not both");
+  const cacheDir = col.cacheDir === undefined ? DEFAULT_CACHE_DIR : col.cacheDir === null ? null : str("collateral.cacheDir", col.cacheDir, source);
+  const collateral: Policy["collateral"] = {
+    pccsUrl: col.path !== undefined ? null : col.pccsUrl === undefined ? INTEL_PCS_URL : pccsUrl(col.pccsUrl, source),
+    path: col.path === undefined ? null : resolve(baseDir, expandHome(str("collateral.path", col.path, source))),
+    cacheDir: cacheDir === null ? null : resolve(baseDir, expandHome(cacheDir)),
+  };
+
+  const rules = measurementRules(top.measurements, source);
+  return {
+    source,
+    trustIntel,
+    trustRoots,
+    anchors: trustAnchors(listed),
+    measurements: rules,
+    allowDebug: top.allowDebug === undefined ? false : bool("allowDebug", top.allowDebug, source),
+    tcb: {
+      require: tcb.require === undefined ? true : bool("tcb.require", tcb.require, source),
+      acceptStatuses: statuses,
+      acceptAdvisories: advisories,
+      maxCollateralAgeMs: duration("tcb.maxCollateralAge", tcb.maxCollateralAge ?? "30d", source, 100 * 365 * 86_400_000),
+      acceptStaleCollateral: tcb.acceptStaleCollateral === undefined ? false : bool("tcb.acceptStaleCollateral", tcb.acceptStaleCollateral, source),
+    },
+    collateral,
+    freshness: top.freshness === undefined ? "exporter" : oneOf("freshness", top.freshness, source, FRESHNESS_MODES),
+  };
 }
 
 /** Read and validate a policy file. */
@@ -206,7 +202,7 @@ export async function loadPolicy(file: string): Promise<Policy> {
   return buildPolicy(doc.toJS(), file, dirname(resolve(file)), (p) => readFile(p, "utf8"));
 }
 
-/** The trust roots to hand the verifier (PEM texts); Intel's is always known to it. */
+/** The listed trust roots as PEM texts, for clients that take roots as text (Intel's is always known). */
 export function policyTrustRoots(p: Policy): string[] {
   return p.trustRoots.map((r) => r.pem);
 }
@@ -256,7 +252,16 @@ export function policyChecks(v: Verdict, p: Policy): Check[] {
   }
 
   if (q === null) c.fail("policy.debug", "not evaluated: no quote");
-  else c.record("policy.debug", !q.debug || p.allowDebug, q.debug ? (p.allowDebug ? "debug enclave, allowed by allowDebug: true" : "the enclave is in DEBUG mode (its memory is readable by the host); allowDebug is false") : "production enclave (DEBUG not set)");
+  else
+    c.record(
+      "policy.debug",
+      !q.debug || p.allowDebug,
+      q.debug
+        ? p.allowDebug
+          ? "debug enclave, allowed by allowDebug: true"
+          : "the enclave is in DEBUG mode (its memory is readable by the host); allowDebug is false"
+        : "production enclave (DEBUG not set)",
+    );
 
   if (!p.tcb.require) {
     c.pass("policy.tcb-status", "not evaluated (tcb.require: false)");
@@ -279,6 +284,6 @@ export function policyChecks(v: Verdict, p: Policy): Check[] {
 /** The verdict with the policy's checks appended; `ok` and `failed` account for them. */
 export function applyPolicy<V extends Verdict>(v: V, p: Policy): V & { policy: string } {
   const checks = [...v.checks, ...policyChecks(v, p)];
-  const firstFail = checks.find((k) => !k.ok);
-  return { ...v, checks, ok: firstFail === undefined && v.quote !== null, failed: firstFail ? { check: firstFail.check, reason: firstFail.detail } : null, policy: p.source };
+  const { ok, failed } = outcome(checks, v.quote !== null);
+  return { ...v, checks, ok, failed, policy: p.source };
 }

@@ -3,6 +3,7 @@
  * check that ran is listed in order with `ok` and a detail; `failed` names the first failure.
  * Hex strings are lower-case.
  */
+import type { Failure } from "../core/result.js";
 
 /** Stable, dotted check names. Callers and tests match on these; never rename one. */
 export type CheckName =
@@ -102,14 +103,7 @@ export interface PlatformFields {
   sgxType: number;
 }
 
-export type TcbStatus =
-  | "UpToDate"
-  | "SWHardeningNeeded"
-  | "ConfigurationNeeded"
-  | "ConfigurationAndSWHardeningNeeded"
-  | "OutOfDate"
-  | "OutOfDateConfigurationNeeded"
-  | "Revoked";
+export type TcbStatus = "UpToDate" | "SWHardeningNeeded" | "ConfigurationNeeded" | "ConfigurationAndSWHardeningNeeded" | "OutOfDate" | "OutOfDateConfigurationNeeded" | "Revoked";
 
 export interface TcbFields {
   /** Platform status converged with the TDX module's and the QE's, as Intel's QVL does. */
@@ -133,7 +127,7 @@ export interface TcbFields {
 
 export interface Verdict {
   ok: boolean;
-  failed: null | { check: CheckName; reason: string };
+  failed: null | Failure<CheckName>;
   checks: Check[];
   quote: QuoteFields | null;
   platform: PlatformFields | null;
@@ -144,10 +138,32 @@ export interface Verdict {
   at: string;
 }
 
+/**
+ * The one rule for a verdict's outcome, wherever checks are added (the verifier, the policy, a
+ * connection's freshness): `failed` is the first failed check, and `ok` holds only when some
+ * check ran, none failed, and every condition the caller adds holds (fail closed: a condition
+ * that fails without a failed check still refuses).
+ */
+export function outcome(checks: readonly Check[], ...conditions: boolean[]): Pick<Verdict, "ok" | "failed"> {
+  const first = checks.find((k) => !k.ok);
+  return {
+    ok: first === undefined && checks.length > 0 && conditions.every(Boolean),
+    failed: first === undefined ? null : { check: first.check, reason: first.detail },
+  };
+}
+
 /** Collects checks in order; the first failure becomes `failed`. */
 export class CheckList {
   readonly checks: Check[] = [];
-  failed: Verdict["failed"] = null;
+
+  get failed(): Verdict["failed"] {
+    return outcome(this.checks).failed;
+  }
+
+  /** This list's outcome (see `outcome`). */
+  outcome(...conditions: boolean[]): Pick<Verdict, "ok" | "failed"> {
+    return outcome(this.checks, ...conditions);
+  }
 
   pass(check: CheckName, detail: string): void {
     this.checks.push({ check, ok: true, detail });
@@ -155,7 +171,6 @@ export class CheckList {
 
   fail(check: CheckName, reason: string): void {
     this.checks.push({ check, ok: false, detail: reason });
-    if (this.failed === null) this.failed = { check, reason };
   }
 
   record(check: CheckName, ok: boolean, detail: string): boolean {

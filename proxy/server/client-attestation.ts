@@ -17,16 +17,17 @@
  *   since some (collateral unavailable) are transient.
  */
 import { createHash } from "node:crypto";
-import { resolve } from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
-import { ConfigError } from "./config.js";
+import { AppraisalTimeout, ClientPolicyError } from "../core/errors.js";
 import { appraisalExpiry, ExpiringCache } from "../evidence/appraisal-cache.js";
-import { appraiseCertificate, collateralSource, type Appraisal, type CollateralSource } from "../evidence/appraise.js";
-import { PolicyError, loadPolicy, type Policy } from "../evidence/policy.js";
+import { collateralSource } from "../collateral/source.js";
+import { appraiseCertificate, type Appraisal, type CollateralSource } from "../evidence/appraise.js";
+import type { Policy } from "../evidence/policy.js";
 import { jsonRpcErrorBody } from "../core/jsonrpc.js";
+import { MRENCLAVE_HEADER, MRSIGNER_HEADER, VERDICT_HEADER } from "../core/protocol.js";
 
 export type ClientAttestationMode = "off" | "optional" | "required";
 
@@ -35,41 +36,8 @@ export type ClientVerdict =
   | { state: "absent" }
   | { state: "rejected"; fingerprint: string; check: string; reason: string };
 
-/** The client policy file is unusable for mutual attestation; `policyKey` is the key inside it (null: the file itself). */
-export class ClientPolicyError extends ConfigError {
-  constructor(
-    readonly policyKey: string | null,
-    source: string,
-    reason: string,
-  ) {
-    super("clientAttestation.policy", source, policyKey === null ? reason : `${policyKey}: ${reason}`, "CLIENT_POLICY_INVALID");
-  }
-}
-
-/**
- * Load and vet the client policy. A relative path is taken from the working directory, like every
- * other path in the serve config. `source` says where the config key came from.
- */
-export async function loadClientPolicy(file: string, source: string): Promise<Policy> {
-  let policy: Policy;
-  try {
-    policy = await loadPolicy(resolve(file));
-  } catch (e) {
-    // loadPolicy names an unreadable file "--policy", the command-line flag of `verify`.
-    if (e instanceof PolicyError) throw new ClientPolicyError(e.key === "--policy" ? null : e.key, source, `${e.reason} (in ${e.source})`);
-    throw e;
-  }
-  // A server cannot ask its client for fresh evidence: only the certificate's quote exists here.
-  // Accepting a policy that asks for more would silently weaken it, so it is refused.
-  if (policy.freshness !== "certificate") {
-    throw new ClientPolicyError(
-      "freshness",
-      source,
-      `a client policy must say "freshness: certificate" (a server cannot ask its client for ${policy.freshness}-bound evidence), got ${policy.freshness}${policy.freshness === "exporter" ? " (the default when the key is absent)" : ""} (in ${policy.source})`,
-    );
-  }
-  return policy;
-}
+// Declared with the catalogue; loadClientPolicy (server/config.ts) throws it while loading the config.
+export { ClientPolicyError };
 
 /** How long a rejection is remembered: long enough to absorb a reconnect loop, short for transient causes. */
 export const REJECTION_TTL_MS = 60_000;
@@ -119,7 +87,11 @@ export class ClientAppraiser {
 
   async appraise(der: Uint8Array): Promise<ClientVerdict> {
     const fingerprint = createHash("sha256").update(der).digest("hex");
-    const { value } = await this.cache.get(fingerprint, () => this.run(fingerprint, der), (r) => r.until);
+    const { value } = await this.cache.get(
+      fingerprint,
+      () => this.run(fingerprint, der),
+      (r) => r.until,
+    );
     return value.verdict;
   }
 
@@ -154,16 +126,7 @@ export class ClientAppraiser {
   }
 }
 
-class AppraisalTimeout extends Error {
-  readonly code = "CLIENT_APPRAISAL_TIMEOUT";
-  constructor(ms: number) {
-    super(`the appraisal took longer than ${ms} ms`);
-  }
-}
-
-export const VERDICT_HEADER = "X-Attested-Client-Verdict";
-export const MRENCLAVE_HEADER = "X-Attested-Client-Mrenclave";
-export const MRSIGNER_HEADER = "X-Attested-Client-Mrsigner";
+export { MRENCLAVE_HEADER, MRSIGNER_HEADER, VERDICT_HEADER };
 
 /** What the upstream is told about the client (client-sent copies are stripped by the forwarder). */
 export function verdictHeaders(v: ClientVerdict | null): Record<string, string> {
@@ -203,9 +166,7 @@ export interface ClientGate {
 }
 
 function refusalMessage(v: ClientVerdict): string {
-  return v.state === "absent"
-    ? "client attestation required: present an RA-TLS client certificate"
-    : `client attestation failed: ${v.state === "rejected" ? v.check : "unknown"}`;
+  return v.state === "absent" ? "client attestation required: present an RA-TLS client certificate" : `client attestation failed: ${v.state === "rejected" ? v.check : "unknown"}`;
 }
 
 export function createClientGate(opts: ClientGateOptions): ClientGate {

@@ -19,10 +19,9 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "pino";
-import { EvidenceError } from "../core/errors.js";
+import { WorkerError } from "../core/errors.js";
 
-/** A worker could not start or ended on its own. */
-export class WorkerError extends EvidenceError {}
+export { WorkerError };
 
 export const MSG_LISTENING = "attestable-mcp:listening";
 export const MSG_SHUTDOWN = "attestable-mcp:shutdown";

@@ -8,21 +8,13 @@
  * host kernel in clear) needs `upstream.allowPlaintextLoopback: true` written out.
  */
 import { readFile } from "node:fs/promises";
-import { isIP } from "node:net";
+import { resolve } from "node:path";
 import { parse as parseYaml, parseDocument } from "yaml";
-import { EvidenceError } from "../core/errors.js";
-import type { Policy } from "../evidence/policy.js";
+import { ClientPolicyError, ConfigError, PolicyError } from "../core/errors.js";
+import { isLoopback, unbracket, valueParsers } from "../core/schema.js";
+import { loadPolicy, type Policy } from "../evidence/policy.js";
 
-export class ConfigError extends EvidenceError {
-  constructor(
-    readonly key: string,
-    readonly source: string,
-    readonly reason: string,
-    code = "CONFIG_INVALID",
-  ) {
-    super(code, `${source}: ${key}: ${reason}`);
-  }
-}
+export { ConfigError };
 
 export type Upstream =
   | { kind: "http"; host: string; port: number; url: string }
@@ -94,7 +86,13 @@ const KEYS = Object.keys(DEFAULTS) as Key[];
 
 /** ATTESTABLE_MCP_UPSTREAM_ALLOW_PLAINTEXT_LOOPBACK ↔ upstream.allowPlaintextLoopback */
 export function envName(key: string): string {
-  return "ATTESTABLE_MCP_" + key.replace(/\./g, "_").replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+  return (
+    "ATTESTABLE_MCP_" +
+    key
+      .replace(/\./g, "_")
+      .replace(/([a-z])([A-Z])/g, "$1_$2")
+      .toUpperCase()
+  );
 }
 
 type Raw = Map<Key, { value: unknown; source: string }>;
@@ -115,71 +113,17 @@ function flatten(obj: unknown, source: string, prefix: string, out: Raw): void {
   }
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const SIZES: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
-
-export function fail(key: string, source: string, reason: string): never {
+function fail(key: string, source: string, reason: string): never {
   throw new ConfigError(key, source, reason);
 }
 
-/** `max` defaults to what a Node timer can wait (about 24.8 days). */
-export function duration(key: string, v: unknown, source: string, max = 2 ** 31 - 1): number {
-  const m = typeof v === "string" ? /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v.trim()) : null;
-  if (!m) fail(key, source, `expected a duration such as "500ms", "30s", "5m", "24h", got ${JSON.stringify(v)}`);
-  const ms = Number(m[1]) * UNITS[m[2]!]!;
-  if (!(ms > 0) || !Number.isFinite(ms) || ms > max) fail(key, source, `duration ${JSON.stringify(v)} is out of range`);
-  return ms;
-}
-
-function size(key: string, v: unknown, source: string): number {
-  if (typeof v === "number" && Number.isInteger(v) && v > 0) return v;
-  const m = typeof v === "string" ? /^(\d+)\s*(B|KiB|MiB|GiB)$/.exec(v.trim()) : null;
-  if (!m) fail(key, source, `expected a size such as 4194304 or "4MiB", got ${JSON.stringify(v)}`);
-  const n = Number(m[1]) * SIZES[m[2]!]!;
-  if (!(n > 0)) fail(key, source, "size must be positive");
-  return n;
-}
+const { duration, size, int, str, oneOf, bool, hostPort, url: parseUrl } = valueParsers(fail);
 
 /** Node's HTTP parser takes any positive size; below 1 KiB no real request fits, above 1 MiB is no limit. */
 function headerSize(v: unknown, source: string): number {
   const n = size("limits.maxHeaderSize", v, source);
   if (n < 1024 || n > 1024 ** 2) fail("limits.maxHeaderSize", source, `expected 1KiB..1MiB, got ${JSON.stringify(v)}`);
   return n;
-}
-
-export function int(key: string, v: unknown, source: string, min: number, max: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) fail(key, source, `expected an integer ${min}..${max}, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-export function str(key: string, v: unknown, source: string): string {
-  if (typeof v !== "string" || v.length === 0) fail(key, source, `expected a non-empty string, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-export function oneOf<T extends string>(key: string, v: unknown, source: string, options: readonly T[]): T {
-  if (typeof v !== "string" || !(options as readonly string[]).includes(v)) fail(key, source, `expected one of ${options.join(", ")}, got ${JSON.stringify(v)}`);
-  return v as T;
-}
-
-export function bool(key: string, v: unknown, source: string): boolean {
-  if (typeof v !== "boolean") fail(key, source, `expected true or false, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "");
-  if (h === "localhost" || h === "::1") return true;
-  return isIP(h) === 4 && h.startsWith("127.");
-}
-
-function hostPort(key: string, v: unknown, source: string): { host: string; port: number } {
-  const s = str(key, v, source);
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(s);
-  if (!m) fail(key, source, `expected HOST:PORT (IPv6 in brackets), got "${s}"`);
-  const port = Number(m[2]);
-  if (port > 65535) fail(key, source, `port ${port} is out of range`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
 }
 
 function upstreamOf(raw: Raw, get: (k: Key) => unknown, src: (k: Key) => string): Upstream {
@@ -206,15 +150,10 @@ function upstreamOf(raw: Raw, get: (k: Key) => unknown, src: (k: Key) => string)
     if (!path.startsWith("/")) fail("upstream.url", src("upstream.url"), `unix socket path must be absolute, got "${path}"`);
     return { kind: "unix", path, url: u };
   }
-  let parsed: URL;
-  try {
-    parsed = new URL(u);
-  } catch {
-    fail("upstream.url", src("upstream.url"), `"${u}" is not a URL (http://127.0.0.1:PORT or unix:/path)`);
-  }
+  const parsed = parseUrl("upstream.url", u, src("upstream.url"), "http://127.0.0.1:PORT or unix:/path");
   if (parsed.protocol !== "http:") fail("upstream.url", src("upstream.url"), `scheme must be http: (or unix:), got ${parsed.protocol}`);
   if (parsed.pathname !== "/" || parsed.search || parsed.username) fail("upstream.url", src("upstream.url"), "must be http://HOST:PORT with no path, query or credentials");
-  const host = parsed.hostname.replace(/^\[|\]$/g, "");
+  const host = unbracket(parsed.hostname);
   if (!isLoopback(host)) fail("upstream.url", src("upstream.url"), `the upstream runs beside the proxy: host must be loopback, got "${host}"`);
   return { kind: "http", host, port: Number(parsed.port || 80), url: u };
 }
@@ -223,7 +162,8 @@ function clientAttestationOf(raw: Raw, get: (k: Key) => unknown, src: (k: Key) =
   const mode = oneOf("clientAttestation.mode", get("clientAttestation.mode"), src("clientAttestation.mode"), ["off", "optional", "required"] as const);
   const file = get("clientAttestation.policy");
   const policyFile = file === null ? null : str("clientAttestation.policy", file, src("clientAttestation.policy"));
-  if (mode !== "off" && policyFile === null) fail("clientAttestation.policy", src("clientAttestation.policy"), `required when clientAttestation.mode is ${mode}: the policy client certificates are judged by`);
+  if (mode !== "off" && policyFile === null)
+    fail("clientAttestation.policy", src("clientAttestation.policy"), `required when clientAttestation.mode is ${mode}: the policy client certificates are judged by`);
   // A policy with the mode left at its default looks like client attestation but would be none.
   if (mode === "off" && policyFile !== null && !raw.has("clientAttestation.mode")) {
     fail("clientAttestation.mode", src("clientAttestation.policy"), "a client policy is set but the mode defaults to off: set optional or required (or off explicitly)");
@@ -235,7 +175,12 @@ function workersOf(up: Upstream, provider: string, v: unknown, source: string): 
   const n = int("workers", v, source, 1, 64);
   // node:cluster hands sockets to workers over IPC (SCM_RIGHTS), which Gramine does not
   // implement (gramineproject/gramine#468): inside an enclave, scale out by replicas instead.
-  if (n > 1 && provider === "gramine") fail("workers", source, "must be 1 with attestation.provider: gramine: workers receive connections by file-descriptor passing, which Gramine does not support; run more replicas (configs/k8s) instead");
+  if (n > 1 && provider === "gramine")
+    fail(
+      "workers",
+      source,
+      "must be 1 with attestation.provider: gramine: workers receive connections by file-descriptor passing, which Gramine does not support; run more replicas (configs/k8s) instead",
+    );
   // Connections are spread over workers, not sessions: a client's next connection may reach a
   // worker that has never seen its Mcp-Session-Id.
   if (n > 1 && up.kind === "stdio") fail("workers", source, "must be 1 with upstream.command: stdio MCP sessions live in one process and a client's connections may reach any worker");
@@ -345,11 +290,34 @@ export async function loadConfig(inputs: ConfigInputs): Promise<Config> {
   const config = buildConfig(raw, file ?? "(no file)");
   const ca = config.clientAttestation;
   if (ca.mode !== "off" && ca.policyFile !== null) {
-    // Imported here: the policy module builds on this one's parsers.
-    const { loadClientPolicy } = await import("./client-attestation.js");
     ca.policy = await loadClientPolicy(ca.policyFile, ca.policySource);
   }
   return config;
 }
 
 export const CONFIG_KEYS: readonly string[] = KEYS;
+
+/**
+ * Load and vet the client policy of mutual attestation. A relative path is taken from the working
+ * directory, like every other path in the serve config. `source` says where the config key came from.
+ */
+export async function loadClientPolicy(file: string, source: string): Promise<Policy> {
+  let policy: Policy;
+  try {
+    policy = await loadPolicy(resolve(file));
+  } catch (e) {
+    // loadPolicy names an unreadable file "--policy", the command-line flag of `verify`.
+    if (e instanceof PolicyError) throw new ClientPolicyError(e.key === "--policy" ? null : e.key, source, `${e.reason} (in ${e.source})`, { cause: e });
+    throw e;
+  }
+  // A server cannot ask its client for fresh evidence: only the certificate's quote exists here.
+  // Accepting a policy that asks for more would silently weaken it, so it is refused.
+  if (policy.freshness !== "certificate") {
+    throw new ClientPolicyError(
+      "freshness",
+      source,
+      `a client policy must say "freshness: certificate" (a server cannot ask its client for ${policy.freshness}-bound evidence), got ${policy.freshness}${policy.freshness === "exporter" ? " (the default when the key is absent)" : ""} (in ${policy.source})`,
+    );
+  }
+  return policy;
+}

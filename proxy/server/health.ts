@@ -33,7 +33,12 @@ function reachable(opts: { host: string; port: number } | { path: string }): Pro
 }
 
 async function executable(command: string, cwd: string): Promise<string | null> {
-  const candidates = command.includes("/") ? [isAbsolute(command) ? command : resolve(cwd, command)] : (process.env.PATH ?? "").split(delimiter).filter(Boolean).map((d) => join(d, command));
+  const candidates = command.includes("/")
+    ? [isAbsolute(command) ? command : resolve(cwd, command)]
+    : (process.env.PATH ?? "")
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, command));
   for (const c of candidates) {
     try {
       await access(c, constants.X_OK);
@@ -59,9 +64,7 @@ export function createHealth(identity: Identity, probe: () => Promise<string | n
         if (!identity.healthy) problems.push(`certificate: ${Date.now() >= identity.current.notAfter.getTime() ? "expired" : "the last rotation failed"}`);
         if (upstreamProblem) problems.push(upstreamProblem);
         const body = JSON.stringify(
-          problems.length
-            ? { status: "unavailable", problems }
-            : { status: "ok", certificateNotAfter: identity.current.notAfter.toISOString(), certificateSha256: identity.current.fingerprint },
+          problems.length ? { status: "unavailable", problems } : { status: "ok", certificateNotAfter: identity.current.notAfter.toISOString(), certificateSha256: identity.current.fingerprint },
         );
         res.writeHead(problems.length ? 503 : 200, { "Content-Type": "application/json", "Cache-Control": "no-store" });
         res.end(body);

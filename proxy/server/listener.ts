@@ -10,17 +10,15 @@ import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
-import { AttestationError, type AttestationProvider } from "../attest/provider.js";
-import { equalBytes } from "../core/bytes.js";
-import { parseQuote } from "../evidence/dcap/quote.js";
+import type { AttestationProvider } from "../attest/provider.js";
 import { Identity } from "../attest/identity.js";
-import type { Config } from "./config.js";
-import { createClientGate, loadClientPolicy } from "./client-attestation.js";
-import { createForwarder, type Forwarder } from "./upstream/http/forward.js";
+import { loadClientPolicy, type Config } from "./config.js";
+import { createClientGate } from "./client-attestation.js";
+import { createForwarder } from "./upstream/http/forward.js";
 import { createHealth, upstreamProbe } from "./health.js";
-import { sendJsonRpcError } from "../core/jsonrpc.js";
 import { createMetrics, requestAccounting, startMetricsServer, type Metrics } from "./metrics.js";
-import type { StdioUpstream } from "./upstream/stdio/relay.js";
+import { accessLog } from "./access-log.js";
+import type { Upstream } from "./upstream/upstream.js";
 import { ATTESTATION_PATH, createAttestationEndpoint } from "./wellknown.js";
 
 export interface RunningServer {
@@ -34,22 +32,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/**
- * A quote that does not parse or does not carry the report data asked for would put a certificate
- * (or a nonce answer) without evidence on the wire: refuse it here, whatever the provider, so that
- * start-up fails and a rotation keeps the current certificate.
- */
-function bound(quote: Uint8Array, reportData: Uint8Array): Uint8Array {
-  let carried: Uint8Array;
-  try {
-    carried = parseQuote(quote).body.reportData;
-  } catch (e) {
-    throw new AttestationError("QUOTE_UNBOUND", `the attestation provider returned no usable quote: ${(e as Error).message}`);
-  }
-  if (!equalBytes(carried, reportData)) throw new AttestationError("QUOTE_UNBOUND", "the attestation provider returned a quote over other report data");
-  return quote;
-}
-
 /** Count quotes and their latency by purpose without the provider knowing about metrics. */
 function instrumented(p: AttestationProvider, metrics: Metrics, purpose: string): AttestationProvider {
   return {
@@ -58,7 +40,7 @@ function instrumented(p: AttestationProvider, metrics: Metrics, purpose: string)
     quote: async (rd) => {
       const end = metrics.quoteSeconds.startTimer();
       try {
-        return bound(await p.quote(rd), rd);
+        return await p.quote(rd);
       } finally {
         end();
         metrics.quotes.inc({ purpose });
@@ -89,12 +71,11 @@ export async function startServer(config: Config, provider: AttestationProvider,
   metrics.certificateExpiry.set(identity.current.notAfter.getTime() / 1000);
 
   const up = config.upstream;
-  let forwarder: Forwarder | null = null;
-  let stdio: StdioUpstream | null = null;
+  let upstream: Upstream;
   if (up.kind === "stdio") {
     // Loaded only here: the MCP SDK behind it is about 20 MB of resident heap an HTTP upstream never uses.
     const { createStdioUpstream } = await import("./upstream/stdio/relay.js");
-    stdio = createStdioUpstream({
+    upstream = createStdioUpstream({
       command: up.command,
       env: up.env,
       ...(up.cwd ? { cwd: up.cwd } : {}),
@@ -106,7 +87,7 @@ export async function startServer(config: Config, provider: AttestationProvider,
       hooks: metrics.hooks,
     });
   } else {
-    forwarder = createForwarder({
+    upstream = createForwarder({
       target: up.kind === "http" ? { kind: "http", host: up.host, port: up.port } : { kind: "unix", path: up.path },
       hostHeader: up.hostHeader,
       bodyLimit: up.bodyLimit,
@@ -129,11 +110,11 @@ export async function startServer(config: Config, provider: AttestationProvider,
     const path = (req.url ?? "/").split("?", 1)[0];
     if (path === ATTESTATION_PATH) return attestation(req, res);
     if (path === "/healthz") return health(req, res);
-    if (forwarder) return forwarder.handle(req, res);
-    if (!stdio!.handle(req, res)) sendJsonRpcError(res, 404, `no MCP endpoint at ${path}: use /mcp (Streamable HTTP) or /sse (legacy)`);
+    upstream.handle(req, res);
   };
 
-  const accounting = requestAccounting(metrics, log);
+  const accounting = requestAccounting(metrics);
+  const logRequest = accessLog(log);
   const server = createHttpsServer(
     {
       ...identity.secureContextOptions(),
@@ -153,6 +134,7 @@ export async function startServer(config: Config, provider: AttestationProvider,
     },
     (req, res) => {
       accounting.onRequest(req, res);
+      logRequest(req, res);
       // Nothing is routed, not even /.well-known, before the client's verdict is in.
       if (gate) gate.hold(req, res, () => route(req, res));
       else route(req, res);
@@ -184,7 +166,7 @@ export async function startServer(config: Config, provider: AttestationProvider,
   server.on("upgrade", (req, socket, head) => {
     const path = (req.url ?? "/").split("?", 1)[0];
     const go = (): void => {
-      if (forwarder && path !== ATTESTATION_PATH && path !== "/healthz") forwarder.upgrade(req, socket, head);
+      if (path !== ATTESTATION_PATH && path !== "/healthz") upstream.upgrade(req, socket, head);
       else socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     };
     if (gate) gate.holdUpgrade(req, socket, go);
@@ -217,8 +199,7 @@ export async function startServer(config: Config, provider: AttestationProvider,
         log.warn({ drainMs: config.shutdown.drainMs }, "drain bound reached: closing the remaining connections");
         server.closeAllConnections();
       }
-      forwarder?.close();
-      await stdio?.close();
+      await upstream.close();
       await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
       await closed;
     })());

@@ -4,7 +4,6 @@
  * registry is only serialised when /metrics is scraped.
  */
 import { createServer, ServerResponse, type IncomingMessage, type Server } from "node:http";
-import type { Logger } from "pino";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ProxyHooks } from "./hooks.js";
 
@@ -65,8 +64,8 @@ type Observe = (seconds: number) => void;
 type Inc = () => void;
 
 /**
- * Per-request accounting for the listener: time to response headers by method, requests by
- * method and status on close, and one log line per request.
+ * Per-request accounting for the listener: time to response headers by method, and requests by
+ * method and status on close (the access log is access-log.ts).
  *
  * The time to headers is taken in a ServerResponse subclass handed to the server, not by
  * patching `res.writeHead` on each response: an own property added per instance gives every
@@ -75,7 +74,7 @@ type Inc = () => void;
  * the bound children are kept per label value (methods and status codes are a small closed set:
  * Node's parser accepts only known methods).
  */
-export function requestAccounting(metrics: Metrics, log: Logger): {
+export function requestAccounting(metrics: Metrics): {
   ServerResponse: typeof ServerResponse<IncomingMessage>;
   onRequest(req: IncomingMessage, res: ServerResponse): void;
 } {
@@ -104,7 +103,7 @@ export function requestAccounting(metrics: Metrics, log: Logger): {
     t0 = performance.now();
     // Node sends implicit headers through writeHead too, so this sees every response once.
     override writeHead(statusCode: number, ...rest: unknown[]): this {
-      if (this.t0 === this.t0) {
+      if (!Number.isNaN(this.t0)) {
         durationOf(this.req.method ?? "?")((performance.now() - this.t0) / 1000);
         this.t0 = NaN;
       }
@@ -113,13 +112,7 @@ export function requestAccounting(metrics: Metrics, log: Logger): {
   }
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const t0 = performance.now();
-    res.once("close", () => {
-      const method = req.method ?? "?";
-      countOf(method, res.statusCode)();
-      // No bodies, no query strings (nonces), no headers: method, path, status and time.
-      if (log.isLevelEnabled("info")) log.info({ method, path: (req.url ?? "/").split("?", 1)[0], status: res.statusCode, ms: Math.round(performance.now() - t0) }, "request");
-    });
+    res.once("close", () => countOf(req.method ?? "?", res.statusCode)());
   };
   return { ServerResponse: TimedResponse as typeof ServerResponse<IncomingMessage>, onRequest };
 }

@@ -16,9 +16,10 @@ import type { Logger } from "pino";
 import type { AttestationProvider } from "../attest/provider.js";
 import { buildClaims, spkiOfCertificate, taggedReportData } from "../attest/build/ratls.js";
 import { derToPem } from "../attest/build/x509.js";
+import { quoteOver } from "../attest/identity.js";
+import { ATTESTATION_PATH, CLAIM_NONCE, CLAIM_TLS_EXPORTER, EXPORTER_BYTES, EXPORTER_LABEL, NONCE_PARAM, encodeEvidence } from "../core/protocol.js";
 
-export const ATTESTATION_PATH = "/.well-known/attestation";
-export const EXPORTER_LABEL = "EXPORTER-attestable-mcp";
+export { ATTESTATION_PATH, EXPORTER_LABEL };
 const MAX_BODY = 1024;
 
 export interface AttestationEndpointOptions {
@@ -84,18 +85,13 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
       return;
     }
     const certDer = new Uint8Array(raw);
-    const extra: Record<string, Uint8Array> = { nonce };
-    if (exporter) extra["tls-exporter"] = new Uint8Array(socket.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.from(nonce)));
+    const extra: Record<string, Uint8Array> = { [CLAIM_NONCE]: nonce };
+    if (exporter) extra[CLAIM_TLS_EXPORTER] = new Uint8Array(socket.exportKeyingMaterial(EXPORTER_BYTES, EXPORTER_LABEL, Buffer.from(nonce)));
     const claims = buildClaims(spkiOfCertificate(certDer), extra);
     const t0 = performance.now();
-    const quote = await opts.provider.quote(taggedReportData(claims));
+    const quote = await quoteOver(opts.provider, taggedReportData(claims));
     opts.onQuote?.((performance.now() - t0) / 1000);
-    const body = JSON.stringify({
-      quote: Buffer.from(quote).toString("base64"),
-      claims: Buffer.from(claims).toString("base64"),
-      certificate: derToPem(certDer),
-      dev: opts.provider.dev,
-    });
+    const body = encodeEvidence({ quote, claims, certificate: derToPem(certDer), dev: opts.provider.dev });
     let perSocket = cache.get(socket);
     if (!perSocket) cache.set(socket, (perSocket = new Map()));
     if (perSocket.size >= 16) perSocket.clear();
@@ -113,7 +109,7 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
       else res.destroy();
     };
     if (req.method === "GET") {
-      const nonce = nonceFrom(new URL(req.url ?? "/", "https://x").searchParams.get("nonce"));
+      const nonce = nonceFrom(new URL(req.url ?? "/", "https://x").searchParams.get(NONCE_PARAM));
       if (typeof nonce === "string") return send(res, 400, { error: nonce });
       answer(req, res, nonce, false).catch(fail);
       return;
@@ -136,12 +132,12 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
         } catch {
           return send(res, 400, { error: 'body must be JSON {"nonce": HEX}' });
         }
-        const nonce = nonceFrom((body as { nonce?: unknown } | null)?.nonce);
+        const nonce = nonceFrom((body as Record<string, unknown> | null)?.[NONCE_PARAM]);
         if (typeof nonce === "string") return send(res, 400, { error: nonce });
         answer(req, res, nonce, true).catch(fail);
       });
       return;
     }
-    send(res, 405, { error: "use GET ?nonce=HEX or POST {\"nonce\": HEX}" }, { Allow: "GET, POST" });
+    send(res, 405, { error: 'use GET ?nonce=HEX or POST {"nonce": HEX}' }, { Allow: "GET, POST" });
   };
 }

@@ -79,7 +79,16 @@ export function buildNoResumeShim(dir: string): { path: string } | { reason: str
   return { path: out };
 }
 
-async function viaWrk(children: Children, wrk: string, shim: string, reportDir: string, url: string, connections: number, threads: number, durationS: number): Promise<Omit<HandshakeResult, "cpuMsPerHandshake">> {
+async function viaWrk(
+  children: Children,
+  wrk: string,
+  shim: string,
+  reportDir: string,
+  url: string,
+  connections: number,
+  threads: number,
+  durationS: number,
+): Promise<Omit<HandshakeResult, "cpuMsPerHandshake">> {
   const report = join(reportDir, `wrk-shim-${Date.now()}-${Math.random().toString(36).slice(2)}.txt`);
   const result = await runWrk(children, wrk, {
     url,

@@ -59,10 +59,7 @@ function agentFor(url: URL): http.Agent {
  * does meanwhile (a collector running in an idle process, a timer) falls on all of them alike.
  * Bounded by `requests` per target and `budgetMs` for the recorded part as a whole.
  */
-export async function measureRpcLatencies<K extends string>(
-  urls: Record<K, string>,
-  opts: { requests: number; warmup: number; budgetMs: number; rounds: number },
-): Promise<Record<K, RpcLatency>> {
+export async function measureRpcLatencies<K extends string>(urls: Record<K, string>, opts: { requests: number; warmup: number; budgetMs: number; rounds: number }): Promise<Record<K, RpcLatency>> {
   const keys = Object.keys(urls) as K[];
   const state = keys.map((k) => {
     const url = new URL(urls[k]);

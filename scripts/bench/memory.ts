@@ -84,12 +84,7 @@ function openFdCount(): number {
  * fewer streams opened than asked, `streamsOpened` says how many and stderr
  * says why.
  */
-export async function measureMemory(opts: {
-  pid: number;
-  sseUrl: string;
-  streams: number;
-  timeoutMs: number;
-}): Promise<MemoryFigures> {
+export async function measureMemory(opts: { pid: number; sseUrl: string; streams: number; timeoutMs: number }): Promise<MemoryFigures> {
   const { pid, sseUrl, streams, timeoutMs } = opts;
   if (!Number.isInteger(pid) || pid <= 0) throw new RangeError(`bad pid: ${pid}`);
   if (pid === process.pid) throw new Error("measureMemory: the measured pid must not be the client's own process");
@@ -103,24 +98,17 @@ export async function measureMemory(opts: {
   const fdRoom = softFdLimit("self") - openFdCount() - FD_MARGIN;
   const target = Math.max(0, Math.min(streams, fdRoom));
   if (target < streams) {
-    process.stderr.write(
-      `memory: fd limit ${softFdLimit("self")} (ulimit -n) leaves room for ${target} of ${streams} streams; raise it with ulimit -n\n`,
-    );
+    process.stderr.write(`memory: fd limit ${softFdLimit("self")} (ulimit -n) leaves room for ${target} of ${streams} streams; raise it with ulimit -n\n`);
   }
   const serverLimit = softFdLimit(pid);
   if (serverLimit < 2 * streams + FD_MARGIN) {
-    process.stderr.write(
-      `memory: pid ${pid} has an fd limit of ${serverLimit}; a proxy needs about ${2 * streams + FD_MARGIN} for ${streams} streams\n`,
-    );
+    process.stderr.write(`memory: pid ${pid} has an fd limit of ${serverLimit}; a proxy needs about ${2 * streams + FD_MARGIN} for ${streams} streams\n`);
   }
 
   await sleep(IDLE_SETTLE_MS);
   const idleKb = readRssKb(pid);
 
-  const agent =
-    url.protocol === "https:"
-      ? new https.Agent({ keepAlive: true, maxSockets: Infinity, rejectUnauthorized: false })
-      : new http.Agent({ keepAlive: true, maxSockets: Infinity });
+  const agent = url.protocol === "https:" ? new https.Agent({ keepAlive: true, maxSockets: Infinity, rejectUnauthorized: false }) : new http.Agent({ keepAlive: true, maxSockets: Infinity });
   const requests: http.ClientRequest[] = [];
   const open = new Set<http.ClientRequest>();
   const closed: Promise<void>[] = [];
@@ -141,10 +129,7 @@ export async function measureMemory(opts: {
         resolve();
       };
       const headers = { accept: "text/event-stream", "cache-control": "no-cache" };
-      const req =
-        url.protocol === "https:"
-          ? https.request(url, { method: "GET", headers, agent: agent as https.Agent })
-          : http.request(url, { method: "GET", headers, agent });
+      const req = url.protocol === "https:" ? https.request(url, { method: "GET", headers, agent: agent as https.Agent }) : http.request(url, { method: "GET", headers, agent });
       requests.push(req);
       closed.push(new Promise<void>((r) => req.once("close", () => r())));
       const timer = setTimeout(

@@ -1,7 +1,7 @@
 /**
  * The benchmark's one table: each metric per target (direct upstream, nginx, serve), the ratios
  * serve/nginx and serve/direct, and PASS / MISS against issue 7's targets; printed as Markdown
- * (so the README can quote it as it is) and written with every raw figure as JSON under
+ * (so docs/performance.md can quote it as it is) and written with every raw figure as JSON under
  * bench/results/.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -105,9 +105,21 @@ export function buildRows(r: Results): Row[] {
     const rps = pick(ka, (x) => x.wrk.rps);
     const okRps = size === "1k" && finite(rps.serve) && finite(rps.nginx) ? rps.serve >= 0.5 * rps.nginx : null;
     add(`keep-alive ${label}, req/s (32 conn)`, rps, 0, size === "1k" ? { target: "≥ 0.5× nginx", result: verdict(okRps) } : {});
-    add(`keep-alive ${label}, p50 ms`, pick(ka, (x) => x.wrk.p50Ms), 2);
-    add(`keep-alive ${label}, p99 ms`, pick(ka, (x) => x.wrk.p99Ms), 2);
-    add(`keep-alive ${label}, server CPU µs/req`, pick(ka, (x) => x.cpuUsPerRequest), 0);
+    add(
+      `keep-alive ${label}, p50 ms`,
+      pick(ka, (x) => x.wrk.p50Ms),
+      2,
+    );
+    add(
+      `keep-alive ${label}, p99 ms`,
+      pick(ka, (x) => x.wrk.p99Ms),
+      2,
+    );
+    add(
+      `keep-alive ${label}, server CPU µs/req`,
+      pick(ka, (x) => x.cpuUsPerRequest),
+      0,
+    );
   }
 
   const p = pick(r.rpc, (x) => x.ms.p50);
@@ -194,10 +206,7 @@ export function machineLine(m: Machine): string {
 
 /** The table as Markdown, the verification line and the machine line under it. */
 export function renderTable(rows: Row[], r: Results, m: Machine, date: Date): string {
-  const lines = [
-    "| metric | direct | nginx | serve | serve/nginx | serve/direct | serve, 2 workers | 2 workers/nginx | target | |",
-    "|---|--:|--:|--:|--:|--:|--:|--:|---|---|",
-  ];
+  const lines = ["| metric | direct | nginx | serve | serve/nginx | serve/direct | serve, 2 workers | 2 workers/nginx | target | |", "|---|--:|--:|--:|--:|--:|--:|--:|---|---|"];
   for (const row of rows) {
     lines.push(
       `| ${row.metric} | ${fmt(row.values.direct, row.digits)} | ${fmt(row.values.nginx, row.digits)} | ${fmt(row.values.serve, row.digits)} | ${fmtRatio(row.serveNginx)} | ${fmtRatio(row.serveDirect)} | ${fmt(row.values.serve2, row.digits)} | ${fmtRatio(row.serve2Nginx)} | ${row.target} | ${row.result} |`,

@@ -179,15 +179,7 @@ async function main(): Promise<number> {
   // Where each target answers and which process does its work.
   const s2 = (): Serve | null => serve2;
   const base = (t: Target): string | null =>
-    t === "direct"
-      ? upstream.base
-      : t === "nginx"
-        ? at.nginx
-          ? `https://${LOOPBACK}:${at.nginx.ports["P-384"]}`
-          : null
-        : t === "serve2"
-          ? (s2()?.base ?? null)
-          : (at.serve?.base ?? null);
+    t === "direct" ? upstream.base : t === "nginx" ? (at.nginx ? `https://${LOOPBACK}:${at.nginx.ports["P-384"]}` : null) : t === "serve2" ? (s2()?.base ?? null) : (at.serve?.base ?? null);
   const pid = (t: Target): number | null =>
     t === "direct" ? upstream.proc.pid : t === "nginx" ? (at.nginx?.workerPid ?? null) : t === "serve2" ? (s2()?.proc.pid ?? null) : (at.serve?.proc.pid ?? null);
   const live = (): Target[] => (["direct", "nginx", "serve", "serve2"] as const).filter((t) => base(t) !== null);
@@ -202,7 +194,11 @@ async function main(): Promise<number> {
     for (const size of ["1k", "64k"] as const) {
       await phase(`keep-alive ${size}`, async () => {
         for (const t of live()) {
-          const { result, cpuS } = await cpuDuring(pid(t), () => runWrk(children, wrk, { url: `${base(t)}/${size}`, connections: CONNECTIONS, threads: THREADS, durationS: P.keepAliveS }), t === "serve2");
+          const { result, cpuS } = await cpuDuring(
+            pid(t),
+            () => runWrk(children, wrk, { url: `${base(t)}/${size}`, connections: CONNECTIONS, threads: THREADS, durationS: P.keepAliveS }),
+            t === "serve2",
+          );
           const problem = wrkProblems(result);
           if (problem) note(`keep-alive ${size} ${t}: ${problem}`);
           results.keepAlive[size][t] = { wrk: result, cpuUsPerRequest: cpuS === null || result.requests === 0 ? null : (cpuS * 1e6) / result.requests };

@@ -140,18 +140,15 @@ function openStream(url: URL, maxEvents: number, deadlineAt: number): Promise<Op
 
     const headers = { accept: "text/event-stream", "cache-control": "no-cache" };
     const t0 = performance.now();
-    const req =
-      url.protocol === "https:"
-        ? https.request(url, { method: "GET", headers, agent: false, rejectUnauthorized: false })
-        : http.request(url, { method: "GET", headers, agent: false });
+    const req = url.protocol === "https:" ? https.request(url, { method: "GET", headers, agent: false, rejectUnauthorized: false }) : http.request(url, { method: "GET", headers, agent: false });
 
-    const timer = setTimeout(
-      () => finish(`timed out after ${delays.length} events`),
-      Math.max(0, deadlineAt - performance.now()),
+    const timer = setTimeout(() => finish(`timed out after ${delays.length} events`), Math.max(0, deadlineAt - performance.now()));
+    const headersTimer = setTimeout(
+      () => {
+        if (Number.isNaN(headersMs)) finish("no response headers");
+      },
+      Math.max(0, Math.min(HEADERS_TIMEOUT_MS, deadlineAt - performance.now())),
     );
-    const headersTimer = setTimeout(() => {
-      if (Number.isNaN(headersMs)) finish("no response headers");
-    }, Math.max(0, Math.min(HEADERS_TIMEOUT_MS, deadlineAt - performance.now())));
 
     req.on("response", (res) => {
       headersMs = performance.now() - t0;
@@ -209,26 +206,19 @@ interface TargetState {
  * Values are in ms rounded to µs; NaN (null in JSON) when a target produced no
  * data. Shortfalls and errors are reported on stderr, not thrown.
  */
-export async function measureSse(opts: {
-  directUrl: string;
-  proxiedUrls: Record<string, string>;
-  events: number;
-  timeoutMs: number;
-}): Promise<Record<string, SseFigures>> {
+export async function measureSse(opts: { directUrl: string; proxiedUrls: Record<string, string>; events: number; timeoutMs: number }): Promise<Record<string, SseFigures>> {
   const { directUrl, proxiedUrls, events, timeoutMs } = opts;
   if (!Number.isInteger(events) || events < 1) throw new RangeError(`events must be a positive integer: ${events}`);
   if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive: ${timeoutMs}`);
-  if (Object.prototype.hasOwnProperty.call(proxiedUrls, DIRECT_KEY)) {
+  if (Object.hasOwn(proxiedUrls, DIRECT_KEY)) {
     throw new Error(`proxiedUrls must not use the key "${DIRECT_KEY}"`);
   }
 
-  const targets: TargetState[] = [[DIRECT_KEY, directUrl] as const, ...Object.entries(proxiedUrls)].map(
-    ([name, u]) => {
-      const url = new URL(u);
-      if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`${name}: not an http(s) URL: ${u}`);
-      return { name, url, headers: [], delays: [], attempts: 0, errors: [] };
-    },
-  );
+  const targets: TargetState[] = [[DIRECT_KEY, directUrl] as const, ...Object.entries(proxiedUrls)].map(([name, u]) => {
+    const url = new URL(u);
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`${name}: not an http(s) URL: ${u}`);
+    return { name, url, headers: [], delays: [], attempts: 0, errors: [] };
+  });
 
   const openings = Math.min(OPENINGS_PER_TARGET, events);
   const perStream = Math.ceil(events / openings);
@@ -264,11 +254,7 @@ export async function measureSse(opts: {
   for (const t of targets) {
     if (t.delays.length < events || t.errors.length > 0) {
       const errs = [...new Set(t.errors)].join("; ");
-      process.stderr.write(
-        `sse: ${t.name}: ${t.delays.length}/${events} events over ${t.headers.length} openings` +
-          (errs ? ` (${errs})` : "") +
-          "\n",
-      );
+      process.stderr.write(`sse: ${t.name}: ${t.delays.length}/${events} events over ${t.headers.length} openings` + (errs ? ` (${errs})` : "") + "\n");
     }
     const delays = t === direct ? t.delays : t.delays.map((d) => d - directP50);
     out[t.name] = {

@@ -32,11 +32,29 @@ export function makeCertificate(openssl: string, dir: string, keyType: KeyType):
   const tag = keyType.replace("-", "").toLowerCase();
   const cert = join(dir, `${tag}.crt`);
   const key = join(dir, `${tag}.key`);
-  const r = runSync(openssl, [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", `ec_paramgen_curve:${keyType}`, "-nodes",
-    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
-    "-addext", "subjectAltName=IP:127.0.0.1",
-  ], 30_000);
+  const r = runSync(
+    openssl,
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      `ec_paramgen_curve:${keyType}`,
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "2",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+    ],
+    30_000,
+  );
   if (r.code !== 0) throw new Error(`openssl req (${keyType}) failed: ${r.error ?? r.stderr.trim()}`);
   return { cert, key };
 }
@@ -107,13 +125,7 @@ http {
 `;
 }
 
-export async function startNginx(
-  children: Children,
-  nginx: string,
-  dir: string,
-  upstreamPort: number,
-  certs: Record<KeyType, { cert: string; key: string }>,
-): Promise<Nginx> {
+export async function startNginx(children: Children, nginx: string, dir: string, upstreamPort: number, certs: Record<KeyType, { cert: string; key: string }>): Promise<Nginx> {
   mkdirSync(dir, { recursive: true });
   let lastError: Error | null = null;
   // A port chosen free may be taken before nginx binds it: try again with new ones (bounded).
@@ -121,7 +133,14 @@ export async function startNginx(
     const ports: Record<KeyType, number> = { "P-384": await freePort(), "P-256": await freePort() };
     if (ports["P-384"] === ports["P-256"]) continue;
     const conf = join(dir, "nginx.conf");
-    writeFileSync(conf, nginxConf(dir, upstreamPort, (["P-384", "P-256"] as const).map((k) => ({ port: ports[k], ...certs[k] }))));
+    writeFileSync(
+      conf,
+      nginxConf(
+        dir,
+        upstreamPort,
+        (["P-384", "P-256"] as const).map((k) => ({ port: ports[k], ...certs[k] })),
+      ),
+    );
     const test = runSync(nginx, ["-t", "-p", dir, "-e", join(dir, "error.log"), "-c", conf, "-g", "daemon off;"], 15_000);
     if (test.code !== 0) throw new Error(`nginx -t refused the generated config: ${test.stderr.trim()}`);
     const proc = children.spawn("nginx", nginx, ["-p", dir, "-e", join(dir, "error.log"), "-c", conf, "-g", "daemon off;"]);

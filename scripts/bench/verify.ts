@@ -17,7 +17,11 @@ export interface VerifyResult {
 }
 
 export function parseVerifyLine(text: string): Omit<VerifyResult, "iterations" | "budgetMs"> {
-  const line = text.trim().split("\n").filter((l) => l.startsWith("mean:")).pop();
+  const line = text
+    .trim()
+    .split("\n")
+    .filter((l) => l.startsWith("mean:"))
+    .pop();
   const m = line ? /dcap-qvl ([\d.]+) ms; ours cold ([\d.]+) ms .*keys ([\d.]+) ms .*warm ([\d.]+) ms/.exec(line) : null;
   if (!line || !m) throw new Error(`bench-verify: no "mean:" line in its output:\n${text.slice(-1500)}`);
   return { dcapQvlMs: Number(m[1]), coldMs: Number(m[2]), keysMs: Number(m[3]), warmMs: Number(m[4]), line };

@@ -106,7 +106,10 @@ describe("gramine provider", { timeout: 20_000 }, () => {
   });
 
   it("fails at start-up, naming the file, where there is no /dev/attestation (no SGX, gramine-direct)", async () => {
-    await assert.rejects(GramineProvider.open(join(tmpdir(), "amcp-no-such-dir")), (e: unknown) => e instanceof AttestationError && e.code === "GRAMINE_UNAVAILABLE" && /attestation_type/.test(e.message) && /never used instead/.test(e.message));
+    await assert.rejects(
+      GramineProvider.open(join(tmpdir(), "amcp-no-such-dir")),
+      (e: unknown) => e instanceof AttestationError && e.code === "GRAMINE_UNAVAILABLE" && /attestation_type/.test(e.message) && /never used instead/.test(e.message),
+    );
   });
 
   it("fails at start-up when the attestation type is not dcap", async () => {

@@ -35,13 +35,30 @@ function flaky(inner: AttestationProvider) {
 
 describe("identity", { timeout: 30_000 }, () => {
   it("start fails when the provider cannot attest (no fallback)", async () => {
-    await assert.rejects(
-      (async () => Identity.start({ provider: await GramineProvider.open(join(tmpdir(), "amcp-none")) }))(),
-      { code: "GRAMINE_UNAVAILABLE" },
-    );
+    await assert.rejects((async () => Identity.start({ provider: await GramineProvider.open(join(tmpdir(), "amcp-none")) }))(), { code: "GRAMINE_UNAVAILABLE" });
     const { p, state } = flaky(dev);
     state.down = true;
     await assert.rejects(Identity.start({ provider: p }), /quote service unavailable/);
+  });
+
+  it("mintIdentity refuses a provider's quote over other report data, or no quote at all (QUOTE_UNBOUND)", async () => {
+    // A library call, no listener: the check belongs to minting itself.
+    for (const [what, quote, message] of [
+      ["a quote over other report data", (rd: Uint8Array) => dev.quote(rd.map((b) => b ^ 0xff)), /a quote over other report data/],
+      ["bytes that are no quote", async () => new Uint8Array(64).fill(7), /returned no usable quote/],
+    ] as const) {
+      let calls = 0;
+      const p: AttestationProvider = {
+        name: dev.name,
+        dev: dev.dev,
+        quote: async (rd) => {
+          calls++;
+          return quote(rd);
+        },
+      };
+      await assert.rejects(mintIdentity({ provider: p }), { name: "AttestationError", code: "QUOTE_UNBOUND", message }, what);
+      assert.equal(calls, 1, `${what}: refused at the first quote`);
+    }
   });
 
   it("re-mints at 80 % of the lifetime, and the new certificate verifies", async () => {

@@ -8,10 +8,8 @@ import { DevProvider } from "../../proxy/attest/dev/provider.js";
 import { mintIdentity } from "../../proxy/attest/identity.js";
 import type { RaTlsVerdict } from "../../proxy/evidence/ratls/verify.js";
 import type { Verdict } from "../../proxy/evidence/verdict.js";
-import { REPO, vectorPath } from "../support/vectors.js";
+import { CLI, REPO, vectorPath } from "../support/vectors.js";
 import { tempDir } from "../support/wait.js";
-
-const CLI = join(REPO, "dist/proxy/cli/main.js");
 
 function run(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 30_000 });
@@ -19,7 +17,7 @@ function run(...args: string[]) {
 }
 
 const PHALA_FILE = vectorPath("sgx/phala/quote.bin");
-const PHALA_OPTS = [ "--collateral", vectorPath("sgx/phala/collateral"), "--at", "2025-07-19T10:01:17Z"];
+const PHALA_OPTS = ["--collateral", vectorPath("sgx/phala/collateral"), "--at", "2025-07-19T10:01:17Z"];
 
 describe("inspect", () => {
   it("--help prints the usage and exits 0", () => {
@@ -41,7 +39,19 @@ describe("inspect", () => {
   it("human output shows every field and every check", () => {
     const r = run("inspect", PHALA_FILE, ...PHALA_OPTS);
     assert.equal(r.code, 0, r.stderr);
-    for (const s of ["mrenclave", "mrsigner", "isvProdId", "debug", "reportData", "fmspc", "ConfigurationAndSWHardeningNeeded", "quote.signature", "pck.chain", "tcb.status", "Verdict: the evidence verifies"]) {
+    for (const s of [
+      "mrenclave",
+      "mrsigner",
+      "isvProdId",
+      "debug",
+      "reportData",
+      "fmspc",
+      "ConfigurationAndSWHardeningNeeded",
+      "quote.signature",
+      "pck.chain",
+      "tcb.status",
+      "Verdict: the evidence verifies",
+    ]) {
       assert.ok(r.stdout.includes(s), s);
     }
   });

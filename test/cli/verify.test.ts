@@ -1,11 +1,14 @@
 /** `attestable-mcp verify` spawned against serve (dev provider): exit codes, output, the policy's errors. */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { exec, execSync, spawn } from "node:child_process";
+import { createHash, X509Certificate } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import { stringify } from "yaml";
 import { EVERYTHING } from "../support/everything.js";
+import { pinnedFetch, servedCertificate } from "../support/tls-client.js";
 import { freePort } from "../support/upstream.js";
 import { CLI, REPO } from "../support/vectors.js";
 import { loadPolicy } from "../../proxy/evidence/policy.js";
@@ -90,6 +93,70 @@ describe("attestable-mcp verify", { timeout: 90_000 }, () => {
     writeFileSync(file, readFileSync(file, "utf8").replace(/mrenclave: "0{64}"/, `mrenclave: "${s!.mrenclave}"`));
     const second = await run(["verify", `${s!.base}/mcp`, "--policy", file]);
     assert.equal(second.code, 0, second.stdout + second.stderr);
+  });
+
+  it("--save-cert FILE: the verified certificate as PEM when trusted, nothing when rejected or with --json unchanged", async () => {
+    const saved = join(s!.dir, "saved.pem");
+    const r = await run(["verify", `${s!.base}/mcp`, "--policy", policyFile(policyDoc(s!)), "--save-cert", saved]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /Verdict: TRUSTED/);
+    assert.match(r.stderr, new RegExp(`saved the verified certificate \\(sha256 ${s!.running.identity.current.fingerprint}\\) to `));
+    const pem = readFileSync(saved, "utf8");
+    assert.match(pem, /^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----\n$/);
+    const served = await servedCertificate("127.0.0.1", s!.running.address.port);
+    assert.deepEqual(new Uint8Array(new X509Certificate(pem).raw), served);
+    assert.equal(pem, s!.running.identity.current.certPem);
+    // Pinned as the only CA (what docs/pinning.md shows), it reaches the server without an appraisal.
+    const pinned = pinnedFetch(new Uint8Array(new X509Certificate(pem).raw));
+    try {
+      assert.equal((await pinned.fetch(`${s!.base}/healthz`)).status, 200);
+    } finally {
+      await pinned.close();
+    }
+
+    const json = join(s!.dir, "saved-json.pem");
+    const j = await run(["verify", s!.base, "--policy", policyFile(policyDoc(s!)), "--json", "--save-cert", json]);
+    assert.equal(j.code, 0, j.stderr);
+    assert.equal((JSON.parse(j.stdout) as { ok: boolean }).ok, true);
+    assert.equal(readFileSync(json, "utf8"), pem);
+
+    const rejected = join(s!.dir, "rejected.pem");
+    const no = await run(["verify", s!.base, "--policy", policyFile(policyDoc(s!, { measurements: [{ mrenclave: "cd".repeat(32) }] })), "--save-cert", rejected]);
+    assert.equal(no.code, 1, no.stderr + no.stdout);
+    assert.equal(existsSync(rejected), false, "a rejected certificate is never saved");
+    assert.doesNotMatch(no.stderr, /saved/);
+
+    const unwritable = join(s!.dir, "no-such-dir", "cert.pem");
+    const bad = await run(["verify", s!.base, "--policy", policyFile(policyDoc(s!)), "--save-cert", unwritable]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /--save-cert .*cert\.pem: ENOENT/);
+    assert.match(bad.stdout, /Verdict: TRUSTED/);
+  });
+
+  const tools = ["openssl", "curl"].every((t) => {
+    try {
+      execSync(`command -v ${t}`, { stdio: "ignore" });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  it("docs/pinning.md's curl pin: the openssl hash of the saved certificate's key admits it, another does not", { skip: !tools && "needs openssl and curl" }, async () => {
+    const saved = join(s!.dir, "pin.pem");
+    const r = await run(["verify", s!.base, "--policy", policyFile(policyDoc(s!)), "--save-cert", saved]);
+    assert.equal(r.code, 0, r.stderr);
+    const sh = promisify(exec);
+    const pin = (await sh(`openssl x509 -in '${saved}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | openssl enc -base64`)).stdout.trim();
+    const spki = new X509Certificate(readFileSync(saved)).publicKey.export({ type: "spki", format: "der" });
+    assert.equal(pin, createHash("sha256").update(spki).digest("base64"));
+    // The server runs in this process: curl must not block its event loop.
+    const curl = (p: string): Promise<number> =>
+      sh(`curl -sk --pinnedpubkey 'sha256//${p}' -o /dev/null ${s!.base}/healthz`).then(
+        () => 0,
+        (e: { code: number }) => e.code,
+      );
+    assert.equal(await curl(pin), 0);
+    assert.equal(await curl(createHash("sha256").update("another key").digest("base64")), 90, "curl: SSL public key does not match pinned public key");
   });
 
   it("configs/policy.example.yaml is a valid policy that trusts Intel only and no real enclave", async () => {

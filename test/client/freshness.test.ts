@@ -5,7 +5,7 @@
  * takes only a response it can consume exactly.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { createServer, connect, type TLSSocket, type Server } from "node:tls";
 import { after, before, describe, it } from "node:test";
@@ -14,11 +14,18 @@ import { mintIdentity, type MintedIdentity } from "../../proxy/attest/identity.j
 import { checkFreshEvidence, freshness, MAX_EVIDENCE_BYTES, type EvidenceResponse, type FreshnessExpectation } from "../../proxy/client/freshness.js";
 import { buildClaims, spkiOfCertificate, taggedReportData } from "../../proxy/attest/build/ratls.js";
 import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls/verify.js";
+import { PUBKEY_HASH_SHA256 } from "../../proxy/evidence/ratls/read.js";
+import { encodeCbor, type CborValue } from "../../proxy/evidence/ratls/cbor.js";
 import { derToPem } from "../../proxy/attest/build/x509.js";
 import { tempDir, within } from "../support/wait.js";
 
-
 const bytes = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
+const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash("sha256").update(b).digest());
+
+/** Claims as buildClaims lays them out, with any hash in pubkey-hash. */
+function claimsWithHash(hash: Uint8Array, extra: Record<string, Uint8Array>): Uint8Array {
+  return encodeCbor(new Map<CborValue, CborValue>([["pubkey-hash", encodeCbor([PUBKEY_HASH_SHA256, hash])], ...Object.entries(extra)]));
+}
 
 describe("fresh evidence checks", { timeout: 30_000 }, () => {
   let provider: DevProvider;
@@ -43,13 +50,15 @@ describe("fresh evidence checks", { timeout: 30_000 }, () => {
     quoteOver?: Uint8Array;
     certificate?: Uint8Array;
     by?: DevProvider;
+    /** The pubkey-hash claim's hash, as given (default: the key's own SHA-256). */
+    pubkeyHash?: Uint8Array;
   }
   /** A response body as the endpoint makes it, each part replaceable. */
   async function body(p: Parts = {}): Promise<EvidenceResponse> {
     const extra: Record<string, Uint8Array> = { nonce: p.nonce ?? exp.nonce };
     const ex = p.exporter === undefined ? exp.exporter : p.exporter;
     if (ex) extra["tls-exporter"] = ex;
-    const claims = buildClaims(spkiOfCertificate(p.claimsFor ?? id.certDer), extra);
+    const claims = p.pubkeyHash ? claimsWithHash(p.pubkeyHash, extra) : buildClaims(spkiOfCertificate(p.claimsFor ?? id.certDer), extra);
     const quote = await (p.by ?? provider).quote(taggedReportData(p.quoteOver ?? claims));
     const text = JSON.stringify({ quote: Buffer.from(quote).toString("base64"), claims: Buffer.from(claims).toString("base64"), certificate: derToPem(p.certificate ?? id.certDer), dev: true });
     return { status: 200, body: Buffer.from(text) };
@@ -59,7 +68,13 @@ describe("fresh evidence checks", { timeout: 30_000 }, () => {
     const out = await checkFreshEvidence(await body(), exp);
     assert.deepEqual(
       out.checks.map((c) => [c.check, c.ok]),
-      [["freshness.response", true], ["freshness.certificate", true], ["freshness.claims", true], ["freshness.report-data", true], ["freshness.quote", true]],
+      [
+        ["freshness.response", true],
+        ["freshness.certificate", true],
+        ["freshness.claims", true],
+        ["freshness.report-data", true],
+        ["freshness.quote", true],
+      ],
     );
     assert.equal(out.result.ok, true);
     assert.equal(out.result.mode, "exporter");
@@ -75,9 +90,24 @@ describe("fresh evidence checks", { timeout: 30_000 }, () => {
     { name: "claims with another connection's exporter (relayed)", parts: () => ({ exporter: bytes(32) }), check: "freshness.claims", reason: /tls-exporter .* is not this connection's/ },
     { name: "claims without an exporter", parts: () => ({ exporter: null }), check: "freshness.claims", reason: /tls-exporter \(missing\)/ },
     { name: "claims with another nonce (replayed)", parts: () => ({ nonce: bytes(32) }), check: "freshness.claims", reason: /nonce .* is not the one this client sent/ },
-    { name: "claims with another key's pubkey-hash", parts: () => ({ claimsFor: other.certDer }), check: "freshness.claims", reason: /pubkey-hash .* is not SHA-256 of this connection's certificate key/ },
-    { name: "a quote whose report data is over other claims", parts: () => ({ quoteOver: buildClaims(spkiOfCertificate(id.certDer), { nonce: bytes(32) }) }), check: "freshness.report-data", reason: /is not SHA-256\(claims\)/ },
-    { name: "a certificate that differs from the peer's", parts: () => ({ certificate: other.certDer, claimsFor: other.certDer }), check: "freshness.certificate", reason: /the evidence is for certificate [0-9a-f]{64}, this connection's is/ },
+    {
+      name: "claims with another key's pubkey-hash",
+      parts: () => ({ claimsFor: other.certDer }),
+      check: "freshness.claims",
+      reason: /pubkey-hash .* is not SHA-256 of this connection's certificate key/,
+    },
+    {
+      name: "a quote whose report data is over other claims",
+      parts: () => ({ quoteOver: buildClaims(spkiOfCertificate(id.certDer), { nonce: bytes(32) }) }),
+      check: "freshness.report-data",
+      reason: /is not SHA-256\(claims\)/,
+    },
+    {
+      name: "a certificate that differs from the peer's",
+      parts: () => ({ certificate: other.certDer, claimsFor: other.certDer }),
+      check: "freshness.certificate",
+      reason: /the evidence is for certificate [0-9a-f]{64}, this connection's is/,
+    },
     {
       name: "a quote from another enclave",
       parts: async () => ({ by: await DevProvider.open({ dir: provider.pki.dir, mrenclave: new Uint8Array(32).fill(0x22), warn: () => {} }) }),
@@ -103,6 +133,27 @@ describe("fresh evidence checks", { timeout: 30_000 }, () => {
     });
   }
 
+  it("the key's own hash in a pubkey-hash of the form the certificate uses passes; 31 or 33 bytes of it do not", async () => {
+    const own = sha256(spkiOfCertificate(id.certDer));
+    assert.equal((await checkFreshEvidence(await body({ pubkeyHash: own }), exp)).result.ok, true);
+    for (const h of [own.subarray(0, 31), Uint8Array.from([...own, 0])]) {
+      const out = await checkFreshEvidence(await body({ pubkeyHash: h }), exp);
+      assert.equal(out.result.ok, false, `${h.length} bytes accepted`);
+      const failed = out.checks.filter((k) => !k.ok);
+      assert.deepEqual(
+        failed.map((k) => k.check),
+        ["freshness.claims"],
+      );
+      assert.match(failed[0]!.detail, /pubkey-hash \(missing or malformed\) is not SHA-256 of this connection's certificate key/);
+    }
+  });
+
+  it("the key's hash as the appraisal read it is used when given, not read from the certificate again", async () => {
+    const out = await checkFreshEvidence(await body(), { ...exp, spkiSha256: sha256(spkiOfCertificate(other.certDer)) });
+    assert.equal(out.result.ok, false);
+    assert.match(out.result.detail, /^freshness\.claims: pubkey-hash [0-9a-f]{64} is not SHA-256/);
+  });
+
   it("rejects a non-200 answer and a body that is not the evidence at freshness.response", async () => {
     for (const res of [
       { status: 429, body: Buffer.from('{"error":"rate-limited"}') },
@@ -110,7 +161,11 @@ describe("fresh evidence checks", { timeout: 30_000 }, () => {
       { status: 200, body: Buffer.from('{"quote":"AAAA"}') },
     ]) {
       const out = await checkFreshEvidence(res, exp);
-      assert.deepEqual(out.checks.map((c) => [c.check, c.ok]), [["freshness.response", false]], res.body.toString());
+      assert.deepEqual(
+        out.checks.map((c) => [c.check, c.ok]),
+        [["freshness.response", false]],
+        res.body.toString(),
+      );
     }
   });
 });
@@ -147,7 +202,11 @@ describe("the on-socket evidence exchange", { timeout: 30_000 }, () => {
       s.once("error", reject);
     });
     const v = await verifyRaTlsCertificate(id.certDer, { trustRoots: [provider.rootPem] });
-    const out = await within(freshness(socket, `127.0.0.1:${port}`, mode, { peerCertDer: id.certDer, certQuote: v.quote, certPlatform: v.platform, certDev: v.dev, trustRoots: [provider.rootPem] }), 5000, "freshness exchange");
+    const out = await within(
+      freshness(socket, `127.0.0.1:${port}`, mode, { peerCertDer: id.certDer, certQuote: v.quote, certPlatform: v.platform, certDev: v.dev, trustRoots: [provider.rootPem] }),
+      5000,
+      "freshness exchange",
+    );
     return { out, socket };
   }
 
@@ -159,7 +218,7 @@ describe("the on-socket evidence exchange", { timeout: 30_000 }, () => {
     (await exchange("nonce")).socket.destroy();
     assert.match(requests[0]!, /^GET \/\.well-known\/attestation\?nonce=[0-9a-f]{64} HTTP\/1\.1\r\nHost: 127\.0\.0\.1:\d+\r\n/);
     (await exchange("exporter")).socket.destroy();
-    assert.match(requests[1]!, /^POST \/\.well-known\/attestation HTTP\/1\.1\r\n[^]*Content-Length: 76\r\n\r\n\{"nonce":"[0-9a-f]{64}"\}$/);
+    assert.match(requests[1]!, /^POST \/\.well-known\/attestation HTTP\/1\.1\r\n[\s\S]*Content-Length: 76\r\n\r\n\{"nonce":"[0-9a-f]{64}"\}$/);
   });
 
   const refusals: { name: string; send: (socket: TLSSocket) => void; reason: RegExp }[] = [
@@ -177,7 +236,10 @@ describe("the on-socket evidence exchange", { timeout: 30_000 }, () => {
       reply = (_, socket) => r.send(socket);
       const { out, socket } = await exchange("exporter");
       socket.destroy();
-      assert.deepEqual(out.checks.map((c) => [c.check, c.ok]), [["freshness.response", false]]);
+      assert.deepEqual(
+        out.checks.map((c) => [c.check, c.ok]),
+        [["freshness.response", false]],
+      );
       assert.match(out.checks[0]!.detail, r.reason);
     });
   }

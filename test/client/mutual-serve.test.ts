@@ -48,7 +48,10 @@ describe("mutual attestation end to end: attestedFetch with a client identity ag
       req.on("end", () => res.end('{"ok":true}'));
     });
     const clientPolicy = join(dir, "clients.yaml");
-    writeFileSync(clientPolicy, `trustRoots: ["${join(devDir, "root.pem")}"]\nmeasurements: [{ mrenclave: "${clientMrenclave}" }]\nallowDebug: true\ntcb: { require: false }\nfreshness: certificate\n`);
+    writeFileSync(
+      clientPolicy,
+      `trustRoots: ["${join(devDir, "root.pem")}"]\nmeasurements: [{ mrenclave: "${clientMrenclave}" }]\nallowDebug: true\ntcb: { require: false }\nfreshness: certificate\n`,
+    );
     const file = join(dir, "serve.yaml");
     writeFileSync(
       file,
@@ -59,7 +62,12 @@ describe("mutual attestation end to end: attestedFetch with a client identity ag
     base = `https://127.0.0.1:${running.address.port}`;
     const sv = await verifyRaTlsCertificate(await servedCertificate("127.0.0.1", running.address.port), { trustRoots: [serverProvider.rootPem] });
     assert.ok(sv.quote?.teeType === "SGX");
-    policy = await buildPolicy({ trustRoots: ["dev/root.pem"], measurements: [{ mrenclave: sv.quote.mrenclave }], allowDebug: true, tcb: { require: false }, freshness: "exporter" }, "(test)", dir, (p) => readFile(p, "utf8"));
+    policy = await buildPolicy(
+      { trustRoots: ["dev/root.pem"], measurements: [{ mrenclave: sv.quote.mrenclave }], allowDebug: true, tcb: { require: false }, freshness: "exporter" },
+      "(test)",
+      dir,
+      (p) => readFile(p, "utf8"),
+    );
   });
   after(async () => {
     await running?.close();

@@ -24,7 +24,12 @@ describe("client identity", { timeout: 20_000 }, () => {
     client = await mintIdentity({ provider, keyType: "P-256" });
     const v = await verifyRaTlsCertificate(serverId.certDer, { trustRoots: [provider.rootPem] });
     assert.ok(v.quote?.teeType === "SGX");
-    policy = await buildPolicy({ trustRoots: ["dev/root.pem"], measurements: [{ mrenclave: v.quote.mrenclave }], allowDebug: true, tcb: { require: false }, freshness: "certificate" }, "(test)", dir, (p) => readFile(p, "utf8"));
+    policy = await buildPolicy(
+      { trustRoots: ["dev/root.pem"], measurements: [{ mrenclave: v.quote.mrenclave }], allowDebug: true, tcb: { require: false }, freshness: "certificate" },
+      "(test)",
+      dir,
+      (p) => readFile(p, "utf8"),
+    );
     server = createServer({ key: serverId.keyPem, cert: serverId.certPem, requestCert: true, rejectUnauthorized: false }, (socket: TLSSocket) => {
       const raw = socket.getPeerCertificate().raw;
       peers.push(raw ?? null);

@@ -30,7 +30,11 @@ describe("rejections before a byte reaches the upstream", { timeout: 60_000 }, (
     const verdicts: ConnectionVerdict[] = [];
     const fetch = attestedFetch({ policy: await policyFor(s!, override), onVerdict: (v) => verdicts.push(v) });
     try {
-      const response = await within(fetch(`${s!.base}/mcp`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' }), 15_000, "attested POST");
+      const response = await within(
+        fetch(`${s!.base}/mcp`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' }),
+        15_000,
+        "attested POST",
+      );
       await response.text();
       return { response, error: null, verdicts };
     } catch (error) {

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { devCollateral, writeCollateralDirectory } from "../../proxy/attest/dev/collateral.js";
 import { attestedFetch, type AttestedFetch, type ConnectionVerdict } from "../../proxy/client/connector.js";
-import { collateralSource, type CollateralSource } from "../../proxy/evidence/appraise.js";
+import { collateralSource } from "../../proxy/collateral/source.js";
+import type { CollateralSource } from "../../proxy/evidence/appraise.js";
 
 import { countingUpstream, policyFor, startDevServe, type CountingUpstream, type Served } from "./harness.js";
 import { within } from "../support/wait.js";
@@ -42,7 +43,7 @@ describe("verdict cache and certificate rotation", { timeout: 60_000 }, () => {
   });
 
   const get = async (): Promise<void> => {
-    const r = await within(fetch!(`${s!.base}/mcp`, { method: "POST", body: "{}" , headers: { "content-type": "application/json" } }), 15_000, "attested POST");
+    const r = await within(fetch!(`${s!.base}/mcp`, { method: "POST", body: "{}", headers: { "content-type": "application/json" } }), 15_000, "attested POST");
     assert.equal(r.status, 200);
     await r.text();
   };

@@ -28,7 +28,10 @@ describe("the MCP SDK client over attestedFetch", { timeout: 120_000 }, () => {
       try {
         await within(client.connect(transport), 20_000, "initialize");
         const tools = await within(client.listTools(), 10_000, "tools/list");
-        assert.ok(tools.tools.some((t) => t.name === "trigger-long-running-operation"), JSON.stringify(tools.tools.map((t) => t.name)));
+        assert.ok(
+          tools.tools.some((t) => t.name === "trigger-long-running-operation"),
+          JSON.stringify(tools.tools.map((t) => t.name)),
+        );
 
         const progress: number[] = [];
         const t0 = Date.now();
@@ -59,7 +62,10 @@ describe("the MCP SDK client over attestedFetch", { timeout: 120_000 }, () => {
           assert.deepEqual(fresh, []);
           assert.equal(v.freshness.nonce, null);
         } else {
-          assert.deepEqual(fresh.map((c) => c.check), ["freshness.response", "freshness.certificate", "freshness.claims", "freshness.report-data", "freshness.quote"]);
+          assert.deepEqual(
+            fresh.map((c) => c.check),
+            ["freshness.response", "freshness.certificate", "freshness.claims", "freshness.report-data", "freshness.quote"],
+          );
           assert.ok(fresh.every((c) => c.ok));
           assert.match(v.freshness.nonce ?? "", /^[0-9a-f]{64}$/);
           if (mode === "exporter") assert.match(v.freshness.exporter ?? "", /^[0-9a-f]{64}$/);

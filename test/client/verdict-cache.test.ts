@@ -42,7 +42,8 @@ describe("VerdictCache", () => {
   it("the collateral's nextUpdate and maxCollateralAge bound it too", async () => {
     let now = T0;
     const cache = new VerdictCache(5 * DAY, 8, () => now);
-    const withTcb = (next: number, issued: number) => async () => appraisal(true, T0 + 30 * DAY, { collateralNextUpdate: new Date(next).toISOString(), collateralIssued: new Date(issued).toISOString() });
+    const withTcb = (next: number, issued: number) => async () =>
+      appraisal(true, T0 + 30 * DAY, { collateralNextUpdate: new Date(next).toISOString(), collateralIssued: new Date(issued).toISOString() });
     await cache.get("next", withTcb(T0 + 2 * DAY, T0 - DAY));
     await cache.get("age", withTcb(T0 + 20 * DAY, T0 - 4 * DAY));
     now = T0 + DAY + 1; // past issued + 5 days for "age"

@@ -12,15 +12,7 @@ import { devCollateral } from "../../proxy/attest/dev/collateral.js";
 import { DEV_PLATFORM } from "../../proxy/attest/dev/pki.js";
 import { concatBytes } from "../../proxy/core/bytes.js";
 import { CollateralError, InputError } from "../../proxy/core/errors.js";
-import {
-  collateralKeyOf,
-  collateralUrls,
-  INTEL_ROOT_CA_CRL_URL,
-  normalisePccsUrl,
-  PccsClient,
-  type CollateralKey,
-  type PccsOptions,
-} from "../../proxy/collateral/pccs.js";
+import { collateralKeyOf, collateralUrls, INTEL_ROOT_CA_CRL_URL, normalisePccsUrl, PccsClient, type CollateralKey, type PccsOptions } from "../../proxy/collateral/pccs.js";
 import { buildSgxExtension } from "../../proxy/attest/build/sgx-extension.js";
 import type { Verdict } from "../../proxy/evidence/verdict.js";
 import { verifyQuote } from "../../proxy/evidence/dcap/verify.js";
@@ -89,12 +81,15 @@ describe("PCCS URLs", () => {
   });
 
   it("refuses plain http to a non-loopback host, naming the URL, and other malformed URLs", () => {
-    assert.throws(() => normalisePccsUrl("http://pccs.example.com:8081/"), (e: unknown) => {
-      assert.ok(e instanceof InputError);
-      assert.equal(e.code, "PCCS_URL_INSECURE");
-      assert.match(e.message, /http:\/\/pccs\.example\.com:8081\//);
-      return true;
-    });
+    assert.throws(
+      () => normalisePccsUrl("http://pccs.example.com:8081/"),
+      (e: unknown) => {
+        assert.ok(e instanceof InputError);
+        assert.equal(e.code, "PCCS_URL_INSECURE");
+        assert.match(e.message, /http:\/\/pccs\.example\.com:8081\//);
+        return true;
+      },
+    );
     assert.throws(() => normalisePccsUrl("http://10.0.0.5/"), code("PCCS_URL_INSECURE"));
     assert.throws(() => normalisePccsUrl("http://128.0.0.1/"), code("PCCS_URL_INSECURE"));
     assert.throws(() => normalisePccsUrl("ftp://pccs.local/"), code("PCCS_URL_INVALID", /ftp:/));
@@ -155,8 +150,23 @@ function chainWithCa(caCn: string): { rootPem: string; chainPem: string } {
   const rootName: Name = [["CN", "attestable-mcp TEST Root CA"]];
   const caName: Name = [["CN", caCn]];
   const caUsage = keyUsage({ keyCertSign: true, cRLSign: true });
-  const rootDer = buildCertificate({ subject: rootName, notBefore: from, notAfter: to, publicKey: root.publicKey, signingKey: root.privateKey, extensions: [basicConstraints({ ca: true, pathLen: 1 }), caUsage] });
-  const caDer = buildCertificate({ subject: caName, issuer: rootName, notBefore: from, notAfter: to, publicKey: ca.publicKey, signingKey: root.privateKey, extensions: [basicConstraints({ ca: true, pathLen: 0 }), caUsage] });
+  const rootDer = buildCertificate({
+    subject: rootName,
+    notBefore: from,
+    notAfter: to,
+    publicKey: root.publicKey,
+    signingKey: root.privateKey,
+    extensions: [basicConstraints({ ca: true, pathLen: 1 }), caUsage],
+  });
+  const caDer = buildCertificate({
+    subject: caName,
+    issuer: rootName,
+    notBefore: from,
+    notAfter: to,
+    publicKey: ca.publicKey,
+    signingKey: root.privateKey,
+    extensions: [basicConstraints({ ca: true, pathLen: 0 }), caUsage],
+  });
   const leafDer = buildCertificate({
     subject: [["CN", "attestable-mcp TEST PCK Certificate"]],
     issuer: caName,
@@ -210,12 +220,15 @@ describe("collateralKeyOf", () => {
     const platform = chainWithCa("attestable-mcp TEST PCK Platform CA");
     assert.deepEqual(collateralKeyOf(withPckChain(devQuote, platform.chainPem), [platform.rootPem]), { tee: "SGX", fmspc: "123456789abc", ca: "platform" });
     const odd = chainWithCa("attestable-mcp TEST PCK Odd CA");
-    assert.throws(() => collateralKeyOf(withPckChain(devQuote, odd.chainPem), [odd.rootPem]), (e: unknown) => {
-      assert.ok(e instanceof InputError);
-      assert.equal(e.code, "PCK_CA_UNKNOWN");
-      assert.match(e.message, /Odd CA/);
-      return true;
-    });
+    assert.throws(
+      () => collateralKeyOf(withPckChain(devQuote, odd.chainPem), [odd.rootPem]),
+      (e: unknown) => {
+        assert.ok(e instanceof InputError);
+        assert.equal(e.code, "PCK_CA_UNKNOWN");
+        assert.match(e.message, /Odd CA/);
+        return true;
+      },
+    );
   });
 
   it("no PCK chain in the quote (certification data type 3): a typed error", () => {
@@ -465,14 +478,20 @@ describe("PccsClient on the phala SGX vector", () => {
 
   it("collateral for another key than asked is refused: another FMSPC's TCB info, a TD QE identity, the wrong CA's CRL", async () => {
     await withStandin([{ ...phalaSet, fmspc: "00606a000000" }], async (s) => {
-      await assert.rejects(client({ url: s.url }, { now: PHALA_AT }).get({ ...PHALA_KEY, fmspc: "00606a000000" }), code("COLLATERAL_UNAVAILABLE", /COLLATERAL_MISMATCH: TCB info is for FMSPC 00a067110000, not 00606a000000/));
+      await assert.rejects(
+        client({ url: s.url }, { now: PHALA_AT }).get({ ...PHALA_KEY, fmspc: "00606a000000" }),
+        code("COLLATERAL_UNAVAILABLE", /COLLATERAL_MISMATCH: TCB info is for FMSPC 00a067110000, not 00606a000000/),
+      );
     });
     const tdx = await setFromPcsDirectory(vectorPath("tdx/phala-v4/collateral"), "platform");
     await withStandin([{ ...phalaSet, qeBody: tdx.qeBody, qeChain: tdx.qeChain }], async (s) => {
       await assert.rejects(client({ url: s.url }, { now: PHALA_AT }).get(PHALA_KEY), code("COLLATERAL_UNAVAILABLE", /COLLATERAL_MISMATCH: QE identity is TD_QE, not QE/));
     });
     await withStandin([{ ...phalaSet, ca: "platform" }], async (s) => {
-      await assert.rejects(client({ url: s.url }, { now: PHALA_AT }).get({ ...PHALA_KEY, ca: "platform" }), code("COLLATERAL_UNAVAILABLE", /COLLATERAL_MISMATCH: PCK CRL is issued by CN=Intel SGX PCK Processor CA.*not by the platform CA/));
+      await assert.rejects(
+        client({ url: s.url }, { now: PHALA_AT }).get({ ...PHALA_KEY, ca: "platform" }),
+        code("COLLATERAL_UNAVAILABLE", /COLLATERAL_MISMATCH: PCK CRL is issued by CN=Intel SGX PCK Processor CA.*not by the platform CA/),
+      );
     });
   });
 
@@ -553,7 +572,10 @@ describe("PccsClient on dev collateral", () => {
     const parts = devCollateral(dev.pki, { issued: new Date(T0.getTime() - hour), nextUpdate: new Date(T0.getTime() + hour) });
     const dir = join(tempDir(), "cache");
     await withStandin([setFromParts(parts, "processor")], async (s) => {
-      await assert.rejects(client({ url: s.url, cacheDir: dir }, { now: T0 }).get(key), code("COLLATERAL_UNAVAILABLE", /COLLATERAL_SIGNATURE: collateral does not verify under any trust root \(under CN=Intel SGX Root CA/));
+      await assert.rejects(
+        client({ url: s.url, cacheDir: dir }, { now: T0 }).get(key),
+        code("COLLATERAL_UNAVAILABLE", /COLLATERAL_SIGNATURE: collateral does not verify under any trust root \(under CN=Intel SGX Root CA/),
+      );
       assert.equal(existsSync(dir) ? readdirSync(dir).length : 0, 0);
       await client({ url: s.url, cacheDir: dir, trustRoots: [dev.rootPem] }, { now: T0 }).get(key);
       const warnings: string[] = [];

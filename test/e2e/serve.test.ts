@@ -101,7 +101,6 @@ async function exerciseMcp(s: Setup): Promise<void> {
   }
 }
 
-
 /**
  * Open the session's background GET stream, drop it mid-stream, and open it again: the upstream
  * must have seen the first one end (an upstream that still holds it answers 409).
@@ -117,7 +116,11 @@ async function reconnectGetStream(s: Setup): Promise<void> {
   assert.ok(session);
   await init.body?.cancel();
   const headers = { accept: "text/event-stream", "mcp-session-id": session, "mcp-protocol-version": "2025-06-18" };
-  await s.fetch(`${s.base}/mcp`, { method: "POST", headers: { ...headers, accept: "application/json, text/event-stream", "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) });
+  await s.fetch(`${s.base}/mcp`, {
+    method: "POST",
+    headers: { ...headers, accept: "application/json, text/event-stream", "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }),
+  });
   for (let round = 0; round < 3; round++) {
     const ctl = new AbortController();
     const get = await s.fetch(`${s.base}/mcp`, { method: "GET", headers, signal: ctl.signal });
@@ -270,7 +273,12 @@ describe("serve with a stdio upstream (server-everything as a child per session)
       assert.equal((await verifyRaTlsCertificate(newCert, { trustRoots: [s!.provider.rootPem] })).ok, true);
       const results = await Promise.all(calls);
       assert.equal(results.length, 4);
-      progress.forEach((p, i) => assert.ok(p.some((t) => t > rotatedAt), `session ${i}: progress ${p.join(",")} (rotated at ${rotatedAt})`));
+      progress.forEach((p, i) =>
+        assert.ok(
+          p.some((t) => t > rotatedAt),
+          `session ${i}: progress ${p.join(",")} (rotated at ${rotatedAt})`,
+        ),
+      );
     } finally {
       await Promise.all(sessions.map((c) => c.close()));
     }
@@ -306,7 +314,7 @@ describe("serve with an HTTP upstream (server-everything in streamableHttp mode)
 });
 
 describe("the serve command", { timeout: 60_000 }, () => {
-  it("configs/dev.yaml serves (banner says how to check it); SIGTERM exits 0; a bad config exits 2 naming the key", async () => {
+  it("configs/dev.yaml serves (banner says how to check it, and its verify command trusts it); SIGTERM exits 0; a bad config exits 2 naming the key", async () => {
     const devDir = join(tempDir("amcp-cli-"), "dev");
     const child = spawn(process.execPath, [CLI, "serve", "--config", join(REPO, "configs/dev.yaml"), "--listen", "127.0.0.1:0", "--set", "metrics.listen=null", "--log-level", "warn"], {
       cwd: REPO,
@@ -324,11 +332,28 @@ describe("the serve command", { timeout: 60_000 }, () => {
       assert.ok(port > 0, err);
       assert.match(err, /inspect cert\.pem --trust-root/);
       // The dev warning is a JSON log line (pino, level 40 = warn).
-      const warning = out.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string }).find((l) => /dev attestation provider/.test(l.msg));
+      const warning = out
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { level: number; msg: string })
+        .find((l) => /dev attestation provider/.test(l.msg));
       assert.equal(warning?.level, 40, out);
       const cert = await servedCertificate("127.0.0.1", port);
       const provider = await DevProvider.open({ dir: devDir, warn: () => {} });
-      assert.equal((await verifyRaTlsCertificate(cert, { trustRoots: [provider.rootPem] })).ok, true);
+      const served = await verifyRaTlsCertificate(cert, { trustRoots: [provider.rootPem] });
+      assert.equal(served.ok, true);
+      // The first run: the banner names the served MRENCLAVE, and its verify command, run as
+      // printed, trusts this server (a dev policy written beside the dev root, not a placeholder).
+      assert.equal(served.quote?.teeType, "SGX");
+      assert.equal(/measurement: +mrenclave ([0-9a-f]{64})/.exec(err)?.[1], served.quote.mrenclave, err);
+      const printed = /attestable-mcp verify (https:\/\/\S+) --policy (\S+)/.exec(err);
+      assert.ok(printed && printed[2]!.startsWith(devDir), err);
+      const verified = spawn(process.execPath, [CLI, "verify", printed[1]!, "--policy", printed[2]!], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+      let verifyOut = "";
+      verified.stdout.on("data", (c) => (verifyOut += c));
+      verified.stderr.on("data", (c) => (verifyOut += c));
+      assert.equal(await new Promise<number | null>((r) => verified.once("exit", (c) => r(c))), 0, verifyOut);
+      assert.match(verifyOut, /Verdict: TRUSTED/);
       const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
       child.kill("SIGTERM");
       const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("timeout"), 15_000))]);
@@ -338,7 +363,10 @@ describe("the serve command", { timeout: 60_000 }, () => {
     }
 
     // The enclave config outside an enclave: no /dev/attestation, no fallback to dev: exit 1.
-    const noSgx = spawn(process.execPath, [CLI, "serve", "--config", join(REPO, "configs/enclave.yaml"), "--listen", "127.0.0.1:0", "--set", "metrics.listen=null"], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    const noSgx = spawn(process.execPath, [CLI, "serve", "--config", join(REPO, "configs/enclave.yaml"), "--listen", "127.0.0.1:0", "--set", "metrics.listen=null"], {
+      cwd: REPO,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let noSgxErr = "";
     noSgx.stderr.on("data", (c) => (noSgxErr += c));
     assert.equal(await new Promise<number | null>((r) => noSgx.once("exit", (c) => r(c))), 1);

@@ -99,7 +99,10 @@ describe("policy files: validation", () => {
     };
     const dev = await policy({ measurements: "any", trustRoots: ["dev/root.pem"] }, read);
     assert.equal(dev.trustIntel, false);
-    assert.deepEqual(dev.trustRoots.map((r) => r.path), ["/policies/dev/root.pem"]);
+    assert.deepEqual(
+      dev.trustRoots.map((r) => r.path),
+      ["/policies/dev/root.pem"],
+    );
     const intel = await policy({ measurements: "any", trustRoots: ["/etc/intel.pem"] }, read);
     assert.equal(intel.trustIntel, true);
     assert.deepEqual(intel.trustRoots, []);
@@ -143,7 +146,10 @@ describe("policy checks on real Intel evidence (phala: ConfigurationAndSWHardeni
     assert.equal(phala.tcb?.status, "ConfigurationAndSWHardeningNeeded");
   });
 
-  const base = { measurements: [{ mrenclave: PHALA_MRENCLAVE }], tcb: { acceptStatuses: ["ConfigurationAndSWHardeningNeeded"], acceptAdvisories: ["INTEL-SA-00289", "INTEL-SA-00615"], maxCollateralAge: "36500d" } };
+  const base = {
+    measurements: [{ mrenclave: PHALA_MRENCLAVE }],
+    tcb: { acceptStatuses: ["ConfigurationAndSWHardeningNeeded"], acceptAdvisories: ["INTEL-SA-00289", "INTEL-SA-00615"], maxCollateralAge: "36500d" },
+  };
 
   it("a policy that accepts what the evidence shows passes, with every policy check listed", async () => {
     const v = applyPolicy(phala, await policy(base));

@@ -49,8 +49,7 @@ function probe(t: Tally, what: string, f: () => unknown): void {
 }
 
 const tally = (): Tally => ({ inputs: 0, ok: 0, typed: 0, slowest: 0 });
-const report = (name: string, t: Tally) =>
-  console.log(`# fuzz ${name}: ${t.inputs} inputs, ${t.ok} parsed, ${t.typed} typed errors, slowest ${t.slowest.toFixed(2)} ms (seed ${SEED})`);
+const report = (name: string, t: Tally) => console.log(`# fuzz ${name}: ${t.inputs} inputs, ${t.ok} parsed, ${t.typed} typed errors, slowest ${t.slowest.toFixed(2)} ms (seed ${SEED})`);
 
 describe("fuzz", () => {
   it("parseQuote: 70,000 structure-aware mutations of real SGX and TDX quotes", () => {

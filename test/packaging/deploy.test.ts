@@ -3,8 +3,8 @@
  * (the sidecar shape) and configs/k8s/ (the scale-out shape) parse, agree with configs/enclave.yaml
  * (loaded with the proxy's own loader) and with each other, publish nothing but the RA-TLS port and
  * loopback metrics, and name only real config variables; the compose health check runs against a
- * real `serve` of configs/enclave.yaml with the dev profile's environment; and the README section
- * "Run it in an enclave" names what exists.
+ * real `serve` of configs/enclave.yaml with the dev profile's environment; and the section "Run it
+ * in an enclave" of docs/enclave.md names what exists.
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -15,7 +15,7 @@ import { parse as parseToml } from "smol-toml";
 import { parse, parseAllDocuments } from "yaml";
 import { CONFIG_KEYS, ConfigError, envName, loadConfig, type Config } from "../../proxy/server/config.js";
 import { EVERYTHING } from "../support/everything.js";
-import { REPO } from "../support/vectors.js";
+import { CLI, REPO } from "../support/vectors.js";
 import { tempDir } from "../support/wait.js";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -151,8 +151,14 @@ describe("configs/docker-compose.yaml (the sidecar shape)", () => {
     assert.ok(devices.includes("/dev/sgx_enclave"), String(devices));
     assert.ok(devices.includes("/dev/sgx_provision"), String(devices));
     const vols = volumes(proxy);
-    assert.ok(vols.some((v) => v.source === AESMD_DIR && v.target === AESMD_DIR), "aesmd socket directory mounted");
-    assert.ok(vols.some((v) => v.source === QCNL && v.target === QCNL && v.readOnly), "qcnl config mounted read-only");
+    assert.ok(
+      vols.some((v) => v.source === AESMD_DIR && v.target === AESMD_DIR),
+      "aesmd socket directory mounted",
+    );
+    assert.ok(
+      vols.some((v) => v.source === QCNL && v.target === QCNL && v.readOnly),
+      "qcnl config mounted read-only",
+    );
     for (const [name, s] of Object.entries(compose.services as Record<string, Y>)) {
       assert.notEqual(s.privileged, true, `${name} is privileged`);
       assert.notEqual(s.network_mode, "host", `${name} uses the host network`);
@@ -186,7 +192,10 @@ describe("configs/docker-compose.yaml (the sidecar shape)", () => {
       assert.ok(s.stop_grace_period, `${name}: docker's default (10s) would end the drain with SIGKILL`);
       assert.ok(composeDuration(s.stop_grace_period) > config.shutdown.drainMs, `${name}: stop_grace_period ${s.stop_grace_period}`);
     }
-    assert.deepEqual(Object.keys(environment(svc("proxy"))).filter((k) => k.startsWith(ENV_PREFIX)), []);
+    assert.deepEqual(
+      Object.keys(environment(svc("proxy"))).filter((k) => k.startsWith(ENV_PREFIX)),
+      [],
+    );
   });
 
   it("the dev profile runs the plain app image with the dev provider, no devices, built from Dockerfile.gsc", async () => {
@@ -360,7 +369,11 @@ describe("ATTESTABLE_MCP_* variables in the deployment files", () => {
     }
     const ours = Object.fromEntries(Object.entries(vars).filter(([k]) => k.startsWith(ENV_PREFIX)));
     assert.ok(Object.keys(ours).length > 0, "the dev profile sets some");
-    for (const name of Object.keys(ours)) assert.ok(CONFIG_KEYS.some((k) => envName(k) === name), `${name} is no config key`);
+    for (const name of Object.keys(ours))
+      assert.ok(
+        CONFIG_KEYS.some((k) => envName(k) === name),
+        `${name} is no config key`,
+      );
     const c = await loadConfig({ file: ENCLAVE_CONFIG, env: ours });
     assert.equal(c.attestation.provider, "dev");
   });
@@ -374,7 +387,7 @@ describe("the compose health check against a real serve of configs/enclave.yaml 
     const env = { PATH: process.env.PATH ?? "", ...environment(compose.services["proxy-dev"]), ATTESTABLE_MCP_ATTESTATION_DEV_DIR: devDir };
     const child = spawn(
       process.execPath,
-      [join(REPO, "dist/proxy/cli/main.js"), "serve", "--config", ENCLAVE_CONFIG, "--listen", "127.0.0.1:0", "--set", "metrics.listen=null", "--set", `upstream.command=${JSON.stringify(command)}`, "--log-level", "warn"],
+      [CLI, "serve", "--config", ENCLAVE_CONFIG, "--listen", "127.0.0.1:0", "--set", "metrics.listen=null", "--set", `upstream.command=${JSON.stringify(command)}`, "--log-level", "warn"],
       { cwd: REPO, env, stdio: ["ignore", "ignore", "pipe"] },
     );
     children.push(child);
@@ -418,8 +431,8 @@ describe("the compose health check against a real serve of configs/enclave.yaml 
   });
 });
 
-describe('README "Run it in an enclave"', () => {
-  const readme = readFileSync(join(REPO, "README.md"), "utf8");
+describe('docs/enclave.md "Run it in an enclave"', () => {
+  const readme = readFileSync(join(REPO, "docs/enclave.md"), "utf8");
   const start = readme.indexOf("\n## Run it in an enclave\n");
   const end = readme.indexOf("\n## ", start + 1);
   const section = readme.slice(start, end);
@@ -427,10 +440,11 @@ describe('README "Run it in an enclave"', () => {
   const MUST_EXIST = ["configs/enclave.yaml", "configs/docker-compose.yaml", "configs/k8s/", "configs/k8s/deployment.yaml", "configs/k8s/service.yaml", "configs/k8s/pdb.yaml"];
   const PACKAGING = ["Dockerfile.gsc", "gsc.config.yaml", "scripts/gsc-build", "scripts/measure", "enclave/"];
 
-  it("follows the attestation providers section and comes before the tests", () => {
+  it("follows the attestation providers section and comes before what only SGX hardware shows", () => {
     assert.ok(start > 0);
-    assert.ok(readme.indexOf("\n## Attestation providers and the TLS identity\n") < start);
-    assert.equal(readme.slice(end + 1, end + 1 + "## Tests\n".length), "## Tests\n");
+    assert.ok(readme.indexOf("\n## Attestation providers\n") < start);
+    const next = "## What is checked here and what only on SGX hardware\n";
+    assert.equal(readme.slice(end + 1, end + 1 + next.length), next);
   });
 
   it("names every script and file it documents, with the commands: build, sign, measure, run, verify", () => {
@@ -457,7 +471,7 @@ describe('README "Run it in an enclave"', () => {
     const named = new Set([...section.matchAll(/(?<![\w/.-])((?:configs|scripts|enclave)\/[\w./-]*|Dockerfile\.gsc|gsc\.config\.yaml)/g)].map((m) => m[1]!.replace(/[.,]$/, "")));
     for (const p of named) {
       if (PACKAGING.some((x) => p === x || (x.endsWith("/") && p.startsWith(x)))) continue;
-      assert.ok(existsSync(join(REPO, p)), `README names ${p}, which does not exist`);
+      assert.ok(existsSync(join(REPO, p)), `docs/enclave.md names ${p}, which does not exist`);
     }
   });
 
@@ -470,10 +484,10 @@ describe('README "Run it in an enclave"', () => {
       assert.ok(sub >= 0, words.join(" "));
       const named = words.slice(sub + 1).filter((w) => !w.startsWith("-"));
       const targets = words[sub] === "cp" ? [named[0]!.split(":")[0]!] : named;
-      for (const t of targets) assert.ok(services.includes(t), `README names compose service ${t}`);
+      for (const t of targets) assert.ok(services.includes(t), `docs/enclave.md names compose service ${t}`);
     }
     const cp = /cp ([\w-]+):(\S+)\/root\.pem/.exec(section);
-    assert.ok(cp, "the README copies the dev root out of the container");
+    assert.ok(cp, "docs/enclave.md copies the dev root out of the container");
     assert.equal(cp[2], environment(compose.services[cp[1]!]).ATTESTABLE_MCP_ATTESTATION_DEV_DIR);
   });
 });

@@ -56,20 +56,62 @@ function parseSize(s: unknown): number {
 
 /** Every key Gramine v1.9's manifest schema (python/graminelibos/manifest_check.py) accepts. */
 const GRAMINE_KEYS = new Set([
-  "fs.mounts", "fs.root.type", "fs.root.uri", "fs.start_dir",
-  "libos.entrypoint", "libos.check_invalid_pointers",
-  "loader.entrypoint.uri", "loader.entrypoint.sha256", "loader.argv", "loader.argv_src_file", "loader.env_src_file",
-  "loader.gid", "loader.uid", "loader.insecure__use_cmdline_argv", "loader.insecure__use_host_env",
-  "loader.insecure__disable_aslr", "loader.log_file", "loader.log_level",
-  "sgx.allowed_files", "sgx.cpu_features.avx", "sgx.cpu_features.avx512", "sgx.cpu_features.amx", "sgx.cpu_features.mpx",
-  "sgx.cpu_features.pkru", "sgx.debug", "sgx.edmm_enable", "sgx.enable_stats", "sgx.enclave_size", "sgx.file_check_policy",
-  "sgx.insecure__allow_memfaults_without_exinfo", "sgx.insecure__rpc_thread_num", "sgx.isvprodid", "sgx.isvsvn",
-  "sgx.max_threads", "sgx.preheat_enclave", "sgx.profile.enable", "sgx.profile.mode", "sgx.profile.with_stack",
-  "sgx.profile.frequency", "sgx.remote_attestation", "sgx.seal_key.flags_mask", "sgx.seal_key.xfrm_mask",
-  "sgx.seal_key.misc_mask", "sgx.trusted_files", "sgx.use_exinfo", "sgx.vtune_profile",
-  "sys.allowed_ioctls", "sys.brk.max_size", "sys.disallow_subprocesses", "sys.enable_extra_runtime_domain_names_conf",
-  "sys.enable_sigterm_injection", "sys.experimental__enable_flock", "sys.insecure__allow_eventfd",
-  "sys.debug__mock_syscalls", "sys.stack.size", "sys.fds.limit",
+  "fs.mounts",
+  "fs.root.type",
+  "fs.root.uri",
+  "fs.start_dir",
+  "libos.entrypoint",
+  "libos.check_invalid_pointers",
+  "loader.entrypoint.uri",
+  "loader.entrypoint.sha256",
+  "loader.argv",
+  "loader.argv_src_file",
+  "loader.env_src_file",
+  "loader.gid",
+  "loader.uid",
+  "loader.insecure__use_cmdline_argv",
+  "loader.insecure__use_host_env",
+  "loader.insecure__disable_aslr",
+  "loader.log_file",
+  "loader.log_level",
+  "sgx.allowed_files",
+  "sgx.cpu_features.avx",
+  "sgx.cpu_features.avx512",
+  "sgx.cpu_features.amx",
+  "sgx.cpu_features.mpx",
+  "sgx.cpu_features.pkru",
+  "sgx.debug",
+  "sgx.edmm_enable",
+  "sgx.enable_stats",
+  "sgx.enclave_size",
+  "sgx.file_check_policy",
+  "sgx.insecure__allow_memfaults_without_exinfo",
+  "sgx.insecure__rpc_thread_num",
+  "sgx.isvprodid",
+  "sgx.isvsvn",
+  "sgx.max_threads",
+  "sgx.preheat_enclave",
+  "sgx.profile.enable",
+  "sgx.profile.mode",
+  "sgx.profile.with_stack",
+  "sgx.profile.frequency",
+  "sgx.remote_attestation",
+  "sgx.seal_key.flags_mask",
+  "sgx.seal_key.xfrm_mask",
+  "sgx.seal_key.misc_mask",
+  "sgx.trusted_files",
+  "sgx.use_exinfo",
+  "sgx.vtune_profile",
+  "sys.allowed_ioctls",
+  "sys.brk.max_size",
+  "sys.disallow_subprocesses",
+  "sys.enable_extra_runtime_domain_names_conf",
+  "sys.enable_sigterm_injection",
+  "sys.experimental__enable_flock",
+  "sys.insecure__allow_eventfd",
+  "sys.debug__mock_syscalls",
+  "sys.stack.size",
+  "sys.fds.limit",
 ]);
 /** Tables whose keys are free-form names. */
 const GRAMINE_FREE_TABLES = ["loader.env", "fs.insecure__keys", "sys.ioctl_structs"];
@@ -128,8 +170,16 @@ function undocumentedInsecure(text: string): string[] {
 
 // ---- Dockerfile helpers ------------------------------------------------------------------------
 
-interface Instr { op: string; args: string; stage: number }
-interface Stage { image: string; name: string | null; instrs: Instr[] }
+interface Instr {
+  op: string;
+  args: string;
+  stage: number;
+}
+interface Stage {
+  image: string;
+  name: string | null;
+  instrs: Instr[];
+}
 
 function parseDockerfile(text: string): Stage[] {
   const logical: string[] = [];
@@ -302,14 +352,17 @@ describe("enclave manifests", () => {
           assert.ok(typeof v === "string" || (typeof v === "object" && v !== null && "value" in v), `loader.env.${k} passes the host's value through`);
         }
         assert.equal(m.loader.env.NODE_ENV, "production");
-        assert.ok((m.fs.mounts as Y[]).some((x) => x.type === "tmpfs" && x.path === "/tmp"), "tmpfs at /tmp");
+        assert.ok(
+          (m.fs.mounts as Y[]).some((x) => x.type === "tmpfs" && x.path === "/tmp"),
+          "tmpfs at /tmp",
+        );
         assert.equal(m.sys.enable_sigterm_injection, true, "docker stop / k8s drain the proxy through SIGTERM");
       });
     });
   }
 
   it("the insecure__ check itself: flags an uncommented option, accepts a commented one", () => {
-    assert.deepEqual(undocumentedInsecure('a = 1\nsys.insecure__allow_eventfd = true\n'), ["2: sys.insecure__allow_eventfd = true"]);
+    assert.deepEqual(undocumentedInsecure("a = 1\nsys.insecure__allow_eventfd = true\n"), ["2: sys.insecure__allow_eventfd = true"]);
     assert.deepEqual(undocumentedInsecure("# libuv needs host eventfds across fork here\nsys.insecure__allow_eventfd = true\n"), []);
     assert.deepEqual(undocumentedInsecure("# no insecure__ option here\nx = 1 # not insecure__ either\n"), []);
     assert.deepEqual(undocumentedInsecure('loader.env = { insecure__x = "1" }\n'), ['1: loader.env = { insecure__x = "1" }']);
@@ -335,7 +388,10 @@ describe("enclave manifests", () => {
     const searched = (m.loader.env.LD_LIBRARY_PATH as string).split(":").map((p) => hostUri(m, p, null));
     for (const dir of libDirs) {
       assert.ok(trustedEntries(m).includes(`file:${dir}/`), `${dir}/ (glibc from Gramine, libstdc++ and libgcc_s from the host) is trusted`);
-      assert.ok(searched.some((h) => h !== null && "uri" in h && h.uri === `file:${dir}`), `LD_LIBRARY_PATH reaches ${dir}`);
+      assert.ok(
+        searched.some((h) => h !== null && "uri" in h && h.uri === `file:${dir}`),
+        `LD_LIBRARY_PATH reaches ${dir}`,
+      );
     }
     assert.equal((hostUri(m, "/usr/local/bin/node", null) as { uri: string }).uri, `file:${SAMPLE.node_path}`);
     assert.ok(isTrusted(m, `file:${SAMPLE.app_dir}/node_modules/yaml/dist/index.js`), "the proxy's production dependencies");
@@ -399,7 +455,7 @@ describe("Dockerfile.gsc", () => {
     assert.deepEqual(cfg.sources, ["configs/enclave.yaml"]);
     assert.equal(cfg.flags.from, undefined, "straight from the repository");
     assert.ok(to("/app/dist/proxy")?.flags.from, "dist/proxy from the build stage");
-    assert.ok(to("/app/package.json"), "package.json (\"type\": \"module\")");
+    assert.ok(to("/app/package.json"), 'package.json ("type": "module")');
     assert.ok(to("/app/mcp-server"), "the MCP server");
     const nm = to("/app/node_modules");
     assert.ok(nm?.flags.from, "node_modules from a deps stage");
@@ -408,7 +464,10 @@ describe("Dockerfile.gsc", () => {
     const installs = deps.instrs.filter((i) => i.op === "RUN" && /\bnpm (ci|install|i)\b/.test(i.args));
     assert.ok(installs.length > 0);
     for (const i of installs) assert.match(i.args, /--omit=dev/, i.args);
-    assert.ok(installs.some((i) => /\bnpm ci\b.*--omit=dev.*--ignore-scripts|\bnpm ci\b.*--ignore-scripts.*--omit=dev/.test(i.args)), "npm ci --omit=dev --ignore-scripts");
+    assert.ok(
+      installs.some((i) => /\bnpm ci\b.*--omit=dev.*--ignore-scripts|\bnpm ci\b.*--ignore-scripts.*--omit=dev/.test(i.args)),
+      "npm ci --omit=dev --ignore-scripts",
+    );
     assert.ok(!finalStage.instrs.some((i) => i.op === "RUN" && /\bnpm (ci|install|i)\b/.test(i.args) && !/--omit=dev/.test(i.args)));
   });
 
@@ -447,8 +506,14 @@ describe("Dockerfile.gsc", () => {
 
   it("EXPOSEs the listen and metrics ports of configs/enclave.yaml", async () => {
     const c = await loadConfig({ file: join(REPO, "configs/enclave.yaml") });
-    const exposed = finalStage.instrs.filter((i) => i.op === "EXPOSE").flatMap((i) => i.args.split(/\s+/)).map((p) => Number(p.split("/")[0]));
-    assert.deepEqual(exposed.sort((a, b) => a - b), [c.listen.port, c.metrics.listen!.port].sort((a, b) => a - b));
+    const exposed = finalStage.instrs
+      .filter((i) => i.op === "EXPOSE")
+      .flatMap((i) => i.args.split(/\s+/))
+      .map((p) => Number(p.split("/")[0]));
+    assert.deepEqual(
+      exposed.sort((a, b) => a - b),
+      [c.listen.port, c.metrics.listen!.port].sort((a, b) => a - b),
+    );
     assert.equal(c.attestation.provider, "gramine");
     assert.equal(c.upstream.kind, "stdio");
   });
@@ -468,7 +533,10 @@ describe("gsc.config.yaml", () => {
       assert.match(cfg.Gramine.Branch, /^v\d+\.\d+(\.\d+)?$/, "a release tag: Gramine is part of MRENCLAVE");
     }
     const known = new Set(["Distro", "Registry", "Gramine"]);
-    assert.deepEqual(Object.keys(cfg).filter((k) => !known.has(k)), []);
+    assert.deepEqual(
+      Object.keys(cfg).filter((k) => !known.has(k)),
+      [],
+    );
   });
 
   it("Distro matches the Debian release of Dockerfile.gsc's base image", () => {
@@ -523,7 +591,7 @@ describe("scripts/gsc-build and scripts/measure", () => {
   /** A PATH holding only stubs of the named tools (each would fail if run). */
   function pathWith(...tools: string[]): string {
     const dir = realTempDir("stubs");
-    for (const t of tools) writeExec(join(dir, t), "#!/bin/sh\necho \"stub $0 must not run\" >&2\nexit 127\n");
+    for (const t of tools) writeExec(join(dir, t), '#!/bin/sh\necho "stub $0 must not run" >&2\nexit 127\n');
     return dir;
   }
 
@@ -686,7 +754,9 @@ describe(".dockerignore", () => {
     const { readFileSync } = await import("node:fs");
     const { join } = await import("node:path");
     const { REPO } = await import("../support/vectors.js");
-    const lines = readFileSync(join(REPO, ".dockerignore"), "utf8").split("\n").map((l) => l.trim());
+    const lines = readFileSync(join(REPO, ".dockerignore"), "utf8")
+      .split("\n")
+      .map((l) => l.trim());
     for (const entry of ["node_modules", "dist", ".attestable-mcp", "**/*.key", "**/*.pem"]) {
       if (!lines.includes(entry)) throw new Error(`.dockerignore lacks ${entry}`);
     }

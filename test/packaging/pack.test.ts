@@ -2,9 +2,9 @@
  * The package as a stranger gets it: packed, installed into an empty directory far from this
  * repository, and used there. The installed `attestable-mcp` prints its usage and inspects a real
  * SGX quote; a consumer script imports verifyQuote by the package name and reaches the verdict
- * expected.json records; every module a CLI command loads resolves from the install alone (so the
- * runtime dependencies are declared); and the tarball carries the library and nothing of the
- * repository's tests, build scripts, fixtures or keys.
+ * expected.json records, and imports a name from each subpath entry; every module a CLI command
+ * loads resolves from the install alone (so the runtime dependencies are declared); and the
+ * tarball carries the library and nothing of the repository's tests, build scripts, fixtures or keys.
  */
 import assert from "node:assert/strict";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
@@ -157,24 +157,34 @@ describe("the npm package, packed, installed in an empty directory and used ther
     assert.match(out, /^Verdict: the evidence verifies$/m);
   });
 
-  it("a consumer script imports verifyQuote by the package name and reaches expected.json's verdict", () => {
+  it("a consumer script imports verifyQuote by the package name and reaches expected.json's verdict, and one name from each subpath", () => {
+    // One name from each subpath package.json's exports declares, by the name a consumer writes.
+    const subpaths: Record<string, string> = { verify: "verifyQuote", client: "attestedFetch", attest: "mintIdentity", server: "startServer", dev: "DevProvider" };
+    assert.deepEqual(Object.keys(PKG.exports).sort(), [".", ...Object.keys(subpaths).map((s) => `./${s}`)].sort(), "a subpath this test does not import");
+    const kinds = Object.keys(subpaths)
+      .map((sub) => `${sub}: typeof ${sub}Name`)
+      .join(", ");
     writeFileSync(
       join(consumer, "verify.mjs"),
       [
         `import { readFileSync } from "node:fs";`,
         `import { verifyQuote } from ${JSON.stringify(PKG.name)};`,
+        ...Object.entries(subpaths).map(([sub, name]) => `import { ${name} as ${sub}Name } from ${JSON.stringify(`${PKG.name}/${sub}`)};`),
         `const [quote, collateral, at] = process.argv.slice(2);`,
         `const v = await verifyQuote(new Uint8Array(readFileSync(quote)), { collateral, at: new Date(at) });`,
-        `console.log(JSON.stringify({ ok: v.ok, failed: v.failed, tcbStatus: v.tcb?.status ?? null, advisoryIds: v.tcb?.advisoryIds ?? null, mrenclave: v.quote?.mrenclave ?? null }));`,
+        `const subpaths = { ${kinds}, verifyIsRoots: verifyName === verifyQuote };`,
+        `console.log(JSON.stringify({ ok: v.ok, failed: v.failed, tcbStatus: v.tcb?.status ?? null, advisoryIds: v.tcb?.advisoryIds ?? null, mrenclave: v.quote?.mrenclave ?? null, subpaths }));`,
         ``,
       ].join("\n"),
     );
     const out = ok(run(process.execPath, ["verify.mjs", "evidence/quote.bin", "evidence/collateral", PHALA.at!], consumer, RUN_TIMEOUT), "verify.mjs");
-    const v = JSON.parse(out) as { ok: boolean; failed: unknown; tcbStatus: string | null; advisoryIds: string[] | null; mrenclave: string | null };
+    const v = JSON.parse(out) as { ok: boolean; failed: unknown; tcbStatus: string | null; advisoryIds: string[] | null; mrenclave: string | null; subpaths: Record<string, unknown> };
     assert.equal(v.ok, true, JSON.stringify(v.failed));
     assert.equal(v.tcbStatus, PHALA.tcbStatus);
     assert.deepEqual(v.advisoryIds, PHALA.advisoryIds);
     assert.equal(v.mrenclave, PHALA.mrenclave);
+    // Every name is a function or class; /verify's verifyQuote is the root's own (one module, not a copy).
+    assert.deepEqual(v.subpaths, { ...Object.fromEntries(Object.keys(subpaths).map((sub) => [sub, "function"])), verifyIsRoots: true });
   });
 
   it("every module a CLI command loads on dispatch resolves from the install alone", () => {

@@ -52,7 +52,10 @@ function triggers(on: Y): string[] {
 }
 
 const steps = (wf: Y): Y[] => Object.values(wf.jobs as Record<string, Y>).flatMap((j) => j.steps as Y[]);
-const runs = (wf: Y): string[] => steps(wf).filter((s) => typeof s.run === "string").map((s) => s.run as string);
+const runs = (wf: Y): string[] =>
+  steps(wf)
+    .filter((s) => typeof s.run === "string")
+    .map((s) => s.run as string);
 
 describe("GitHub's workflow parser", () => {
   for (const name of ["ci.yml", "release.yml"]) {
@@ -75,7 +78,10 @@ describe("GitHub's workflow parser", () => {
       const copy = join(tempDir("broken"), name);
       writeFileSync(copy, text.replace(from, to));
       const found = await problems(copy);
-      assert.ok(found.some((p) => error.test(p)), `expected ${error}, got ${JSON.stringify(found)}`);
+      assert.ok(
+        found.some((p) => error.test(p)),
+        `expected ${error}, got ${JSON.stringify(found)}`,
+      );
     });
   }
 });
@@ -145,7 +151,10 @@ describe("release.yml", () => {
       at(uses("actions/attest-build-provenance"), "attesting provenance"),
       at(uses("softprops/action-gh-release"), "releasing"),
     ];
-    assert.deepEqual(order, [...order].sort((a, b) => a - b));
+    assert.deepEqual(
+      order,
+      [...order].sort((a, b) => a - b),
+    );
     assert.ok(at(uses("docker/login-action"), "logging in") < order[3]!);
     const login = all.find(uses("docker/login-action"));
     assert.deepEqual(login.with, { registry: "ghcr.io", username: "${{ github.actor }}", password: "${{ secrets.GITHUB_TOKEN }}" });
@@ -329,7 +338,13 @@ function release(opts: { secret?: string; debug?: boolean; noRepoDigests?: boole
     });
     result.output += r.stdout + r.stderr;
     if (r.status !== 0) return { ...result, failed: step.name ?? step.run };
-    if (step.id) ctx.steps[step.id] = Object.fromEntries(readFileSync(output, "utf8").split("\n").filter(Boolean).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+    if (step.id)
+      ctx.steps[step.id] = Object.fromEntries(
+        readFileSync(output, "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+      );
   }
   return result;
 }
@@ -362,15 +377,18 @@ describe("release.yml's shell steps, run against stubs of npm, docker, gsc, cosi
     assert.equal(policy.allowDebug, false);
 
     const withOf = (action: string) => r.withs.filter((w) => w.uses.startsWith(`${action}@`)).map((w) => w.with);
-    assert.deepEqual(withOf("actions/attest-build-provenance"), [
-      { "subject-name": IMAGE, "subject-digest": DIGEST, "push-to-registry": "true" },
-      { "subject-path": `${assets}/*` },
-    ]);
+    assert.deepEqual(withOf("actions/attest-build-provenance"), [{ "subject-name": IMAGE, "subject-digest": DIGEST, "push-to-registry": "true" }, { "subject-path": `${assets}/*` }]);
     const [gh] = withOf("softprops/action-gh-release");
     assert.deepEqual(gh?.files?.trim().split("\n"), [join(assets, "policy.yaml"), join(assets, "image-digest.txt")]);
     assert.equal(gh?.fail_on_unmatched_files, "true");
     const notes = readFileSync(gh!.body_path!, "utf8");
-    for (const s of [`${IMAGE}@${DIGEST}`, MRENCLAVE, MRSIGNER, "attestable-mcp verify https://HOST:8443 --policy policy.yaml", `--certificate-identity https://github.com/${REPOSITORY}/.github/workflows/release.yml@refs/tags/v1.2.3`]) {
+    for (const s of [
+      `${IMAGE}@${DIGEST}`,
+      MRENCLAVE,
+      MRSIGNER,
+      "attestable-mcp verify https://HOST:8443 --policy policy.yaml",
+      `--certificate-identity https://github.com/${REPOSITORY}/.github/workflows/release.yml@refs/tags/v1.2.3`,
+    ]) {
       assert.ok(notes.includes(s), `release notes lack ${s}`);
     }
   });

@@ -82,7 +82,9 @@ describe("slow clients", { timeout: 60_000 }, () => {
         `slowloris: ${attack.opened} open (${stillOpen} still open after the loaded run of ${Math.round(measuredFor)} ms); live p50/p99 ms: without ${quiet.p50.toFixed(2)}/${quiet.p99.toFixed(2)}, with ${loaded.p50.toFixed(2)}/${loaded.p99.toFixed(2)} (${loaded.requests} requests each)`,
       );
       const cut = [...attack.cutAfter].sort((a, b) => a - b);
-      console.log(`slowloris: cut after ${Math.round(cut[0]!)}–${Math.round(cut[cut.length - 1]!)} ms (headersTimeout ${HEADERS_TIMEOUT_MS} ms); answers seen: ${[...new Set(attack.answers)].join(" | ")}`);
+      console.log(
+        `slowloris: cut after ${Math.round(cut[0]!)}–${Math.round(cut[cut.length - 1]!)} ms (headersTimeout ${HEADERS_TIMEOUT_MS} ms); answers seen: ${[...new Set(attack.answers)].join(" | ")}`,
+      );
       assert.ok(cut[0]! >= HEADERS_TIMEOUT_MS - 100, `cut too early: ${cut[0]} ms`);
       // The loaded run's requests and its connections' warm-up requests, and not one more.
       assert.equal(upstreamLoaded, opts.count + opts.concurrency, "no slowloris request reached the upstream");
@@ -135,7 +137,9 @@ describe("malformed requests", { timeout: 30_000 }, () => {
     const over = await raw(s, [`POST /echo HTTP/1.1\r\nHost: r\r\nTransfer-Encoding: chunked\r\n\r\n`, chunk(600), chunk(600), chunk(600), "0\r\n\r\n"], 20);
     const broken = await raw(s, [`POST /echo HTTP/1.1\r\nHost: r\r\nTransfer-Encoding: chunked\r\n\r\n`, chunk(100), "zz\r\nnot a chunk\r\n"], 20);
     await sleep(200);
-    console.log(`late faults: over the limit → ${over.line}; broken later → ${broken.line}; upstream requests started +${up.stats.requests - before.requests}, completed +${up.stats.completed - before.completed}`);
+    console.log(
+      `late faults: over the limit → ${over.line}; broken later → ${broken.line}; upstream requests started +${up.stats.requests - before.requests}, completed +${up.stats.completed - before.completed}`,
+    );
     assert.match(over.line, /^HTTP\/1\.1 413 /);
     assert.match(broken.line, /^HTTP\/1\.1 400 /);
     // Streaming: the head went upstream before the body went bad; the body never completes there.
@@ -200,10 +204,18 @@ describe("TLS garbage and truncated handshakes", { timeout: 30_000 }, () => {
 describe("the limits are configuration", () => {
   it("limits.* take durations and sizes, and refuse what cannot work, naming the key", async () => {
     const { loadConfig } = await import("../../proxy/server/config.js");
-    const base: [string, string][] = [["attestation.provider", "dev"], ["upstream.url", '"http://127.0.0.1:1"']];
+    const base: [string, string][] = [
+      ["attestation.provider", "dev"],
+      ["upstream.url", '"http://127.0.0.1:1"'],
+    ];
     const c = await loadConfig({ sets: [...base, ["limits.headersTimeout", "2s"], ["limits.handshakeTimeout", "500ms"], ["limits.maxHeaderSize", "8KiB"]] });
     assert.deepEqual(c.limits, { headersTimeoutMs: 2000, handshakeTimeoutMs: 500, maxHeaderSize: 8192 });
-    for (const [key, value] of [["limits.maxHeaderSize", "512"], ["limits.maxHeaderSize", "2MiB"], ["limits.headersTimeout", "soon"], ["limits.handshakeTimeout", "0s"]] as const) {
+    for (const [key, value] of [
+      ["limits.maxHeaderSize", "512"],
+      ["limits.maxHeaderSize", "2MiB"],
+      ["limits.headersTimeout", "soon"],
+      ["limits.handshakeTimeout", "0s"],
+    ] as const) {
       await assert.rejects(loadConfig({ sets: [...base, [key, value]] }), (e: Error & { code?: string }) => e.code === "CONFIG_INVALID" && e.message.includes(key), `${key}=${value}`);
     }
   });

@@ -104,7 +104,14 @@ describe("a certificate without evidence is never served", { timeout: 30_000 }, 
       const { p, state } = faulty(dev);
       state.mode = mode;
       const port = await freePort();
-      const config = await loadConfig({ sets: [["listen", `"127.0.0.1:${port}"`], ["attestation.provider", "dev"], ["upstream.command", `["${process.execPath}", "${STDIO_SCRIPT}"]`], ["metrics.listen", "null"]] });
+      const config = await loadConfig({
+        sets: [
+          ["listen", `"127.0.0.1:${port}"`],
+          ["attestation.provider", "dev"],
+          ["upstream.command", `["${process.execPath}", "${STDIO_SCRIPT}"]`],
+          ["metrics.listen", "null"],
+        ],
+      });
       await assert.rejects(startServer(config, p, pino({ level: "silent" })), { code: "QUOTE_UNBOUND" }, mode);
       assert.ok(await refused(port), `${mode}: something listens on ${port}`);
     }
@@ -158,7 +165,10 @@ describe("quote generation failing at rotation", { timeout: 40_000 }, () => {
       // Still the first certificate for new handshakes, still serving.
       assert.equal(sha(await servedCertificate("127.0.0.1", port)), first.fingerprint);
       assert.equal((await fetchVia(agent, port, "/fast")).status, 200);
-      assert.ok(lines.some((l) => l.level === 50 && /certificate rotation failed/.test(l.msg) && /QUOTE_UNBOUND|other report data/.test(l.err ?? "")), JSON.stringify(lines.slice(0, 3)));
+      assert.ok(
+        lines.some((l) => l.level === 50 && /certificate rotation failed/.test(l.msg) && /QUOTE_UNBOUND|other report data/.test(l.err ?? "")),
+        JSON.stringify(lines.slice(0, 3)),
+      );
 
       // Past notAfter: the same (expired) certificate, never one without evidence; /healthz says so.
       assert.ok(await eventually(() => Date.now() > first.notAfter.getTime() + 100, LIFETIME_MS));
@@ -169,7 +179,9 @@ describe("quote generation failing at rotation", { timeout: 40_000 }, () => {
       assert.ok(lines.some((l) => /has expired/.test(l.msg)));
       const m = await scrape(metricsPort);
       const failures = metric(m, "attestable_mcp_certificate_rotations_total", 'result="failed"');
-      console.log(`rotation failure: ${failures} failed rotations counted, the certificate kept ${keptFor()} ms past the first failure (until notAfter), /healthz 503 ${JSON.stringify(JSON.parse(sick.body).problems)}`);
+      console.log(
+        `rotation failure: ${failures} failed rotations counted, the certificate kept ${keptFor()} ms past the first failure (until notAfter), /healthz 503 ${JSON.stringify(JSON.parse(sick.body).problems)}`,
+      );
       assert.ok(failures >= 2, "retried and counted each time");
 
       state.mode = "ok";

@@ -49,7 +49,14 @@ describe("SIGTERM under load", { timeout: 60_000 }, () => {
       console.log(
         `SIGTERM: ${ok}/${results.length} in-flight answered 200 by ${Math.round(doneAt - t0)} ms; new connection after SIGTERM: ${fresh}; exit ${exit.code} ${Math.round(exitAt - termAt)} ms after SIGTERM (drain ${DRAIN_MS} ms)`,
       );
-      assert.equal(ok, results.length, results.filter((r) => r instanceof Error).map(String).join("; "));
+      assert.equal(
+        ok,
+        results.length,
+        results
+          .filter((r) => r instanceof Error)
+          .map(String)
+          .join("; "),
+      );
       assert.equal(fresh, "ECONNREFUSED");
       assert.deepEqual(exit, { code: 0, signal: null });
       assert.ok(exitAt - termAt < DRAIN_MS, `exit ${exitAt - termAt} ms after SIGTERM: the drain waited for idle connections`);
@@ -73,7 +80,9 @@ describe("SIGTERM under load", { timeout: 60_000 }, () => {
       const o = await within(stream, drain + 3000, "stream end");
       const exit = await within(s.exited, drain + 5000, "serve exit");
       const exitAt = performance.now();
-      console.log(`SIGTERM with a stream: ${o.seen.length} events, stream ${o.how} ${Math.round(o.at - termAt)} ms after SIGTERM, exit ${exit.code} after ${Math.round(exitAt - termAt)} ms (drain ${drain} ms)`);
+      console.log(
+        `SIGTERM with a stream: ${o.seen.length} events, stream ${o.how} ${Math.round(o.at - termAt)} ms after SIGTERM, exit ${exit.code} after ${Math.round(exitAt - termAt)} ms (drain ${drain} ms)`,
+      );
       assert.ok(o.at - termAt >= drain - 100, `the stream went on until the bound (${o.at - termAt} ms)`);
       assert.deepEqual(exit, { code: 0, signal: null });
       assert.ok(exitAt - termAt < drain + 3000);

@@ -56,7 +56,11 @@ describe("HTTP upstream faults", { timeout: 60_000 }, () => {
     console.log(`upstream killed: ${outcomes.length} streams cut within ${Math.round(cutMs)} ms (${outcomes.map((o) => o.how).join(",")}), ${events} events before`);
     for (const o of outcomes) {
       assert.equal(o.how, "aborted", "a stream whose upstream died must not look complete");
-      assert.deepEqual(o.seen, o.seen.map((_, i) => i), "events in order, none twice");
+      assert.deepEqual(
+        o.seen,
+        o.seen.map((_, i) => i),
+        "events in order, none twice",
+      );
     }
     assert.ok(cutMs < 1000, `cut after ${cutMs} ms`);
     streams.destroy();

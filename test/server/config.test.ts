@@ -53,7 +53,7 @@ describe("config", () => {
   });
 
   it("every bad key or value names the key and where it came from", async () => {
-    const base = "attestation: { provider: dev }\nupstream: { url: \"http://127.0.0.1:3001\" }\n";
+    const base = 'attestation: { provider: dev }\nupstream: { url: "http://127.0.0.1:3001" }\n';
     const f = (extra: string) => loadConfig({ file: file(base + extra) });
     await rejects(f("listn: x\n"), "listn", /c\.yaml$/, /unknown key/);
     await rejects(f("log: { level: loud }\n"), "log.level", /c\.yaml$/, /one of fatal/);
@@ -61,7 +61,7 @@ describe("config", () => {
     await rejects(f("certificate: { keyType: P-521 }\n"), "certificate.keyType", /c\.yaml$/, /P-384, P-256/);
     await rejects(f('listen: "8443"\n'), "listen", /c\.yaml$/, /HOST:PORT/);
     await rejects(loadConfig({ file: file('attestation: { provider: dev }\nupstream: { url: "http://127.0.0.1:3001", maxSessions: 0 }\n') }), "upstream.maxSessions", /c\.yaml$/, /integer 1\.\.10000/);
-    await rejects(loadConfig({ file: file("upstream: { url: \"http://127.0.0.1:1\" }\n") }), "attestation.provider", /default/, /required/);
+    await rejects(loadConfig({ file: file('upstream: { url: "http://127.0.0.1:1" }\n') }), "attestation.provider", /default/, /required/);
     await rejects(loadConfig({ file: file("attestation: { provider: dev }\n") }), "upstream", /./, /exactly one of upstream\.url and upstream\.command/);
     await rejects(loadConfig({ file: file('attestation: { provider: dev }\nupstream: { url: "http://127.0.0.1:1", command: ["x"] }\n') }), "upstream", /c\.yaml$/, /exactly one/);
     await rejects(loadConfig({ file: file('attestation: { provider: dev }\nupstream: { url: "http://10.0.0.5:3001" }\n') }), "upstream.url", /c\.yaml$/, /loopback/);
@@ -101,7 +101,13 @@ describe("config", () => {
     });
 
     it("optional with a valid policy: loaded at config time; a relative path is taken from the working directory", async () => {
-      const c = await loadConfig({ file: file(base), sets: [["clientAttestation.mode", "optional"], ["clientAttestation.policy", "configs/client-policy.example.yaml"]] });
+      const c = await loadConfig({
+        file: file(base),
+        sets: [
+          ["clientAttestation.mode", "optional"],
+          ["clientAttestation.policy", "configs/client-policy.example.yaml"],
+        ],
+      });
       assert.equal(c.clientAttestation.mode, "optional");
       assert.equal(c.clientAttestation.policy?.freshness, "certificate");
       assert.equal(c.clientAttestation.policy?.source, join(process.cwd(), "configs/client-policy.example.yaml"));
@@ -124,7 +130,11 @@ describe("config", () => {
       const with_ = (yaml: string) => loadConfig({ file: file(base + `clientAttestation: { mode: required, policy: "${policyFile(yaml)}" }\n`) });
       await policyRejects(with_("measurements: any\nfreshness: certificate\nbogus: 1\n"), "bogus", /clientAttestation\.policy: bogus: unknown key/);
       await policyRejects(with_("freshness: certificate\n"), "measurements", /required/);
-      await policyRejects(loadConfig({ file: file(base + 'clientAttestation: { mode: required, policy: "/no/such/policy.yaml" }\n') }), null, /clientAttestation\.policy: cannot read the file \(ENOENT\)/);
+      await policyRejects(
+        loadConfig({ file: file(base + 'clientAttestation: { mode: required, policy: "/no/such/policy.yaml" }\n') }),
+        null,
+        /clientAttestation\.policy: cannot read the file \(ENOENT\)/,
+      );
     });
 
     it("a client policy must say freshness: certificate (exporter, nonce or the default are refused)", async () => {

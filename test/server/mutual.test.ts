@@ -391,7 +391,10 @@ describe("mutual attestation: config at start", { timeout: 30_000 }, () => {
     const dir = tempDir("amcp-mutual-cli-");
     const policy = writePolicy(dir, "measurements: any\nfreshness: certificate\nbogus: 1\n");
     const file = join(dir, "serve.yaml");
-    writeFileSync(file, `attestation: { provider: dev, dev: { dir: "${join(dir, "dev")}" } }\nupstream: { url: "http://127.0.0.1:1" }\nmetrics: { listen: null }\nclientAttestation: { mode: required, policy: "${policy}" }\n`);
+    writeFileSync(
+      file,
+      `attestation: { provider: dev, dev: { dir: "${join(dir, "dev")}" } }\nupstream: { url: "http://127.0.0.1:1" }\nmetrics: { listen: null }\nclientAttestation: { mode: required, policy: "${policy}" }\n`,
+    );
     const child = spawn(process.execPath, [CLI, "serve", "--config", file, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));

@@ -96,10 +96,24 @@ describe("serve with workers: 2", { timeout: 90_000 }, () => {
 
   it("refuses workers > 1 with a stdio upstream, naming the key", async () => {
     await assert.rejects(
-      loadConfig({ env: {}, sets: [["attestation.provider", "dev"], ["upstream.command", "[node, server.js]"], ["workers", "2"]] }),
+      loadConfig({
+        env: {},
+        sets: [
+          ["attestation.provider", "dev"],
+          ["upstream.command", "[node, server.js]"],
+          ["workers", "2"],
+        ],
+      }),
       (e: Error & { code?: string; key?: string }) => e.code === "CONFIG_INVALID" && e.key === "workers" && /flag --set workers/.test(e.message),
     );
-    const ok = await loadConfig({ env: {}, sets: [["attestation.provider", "dev"], ["upstream.command", "[node, server.js]"], ["workers", "1"]] });
+    const ok = await loadConfig({
+      env: {},
+      sets: [
+        ["attestation.provider", "dev"],
+        ["upstream.command", "[node, server.js]"],
+        ["workers", "1"],
+      ],
+    });
     assert.equal(ok.workers, 1);
   });
 });

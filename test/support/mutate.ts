@@ -118,7 +118,8 @@ export function mutateBytes(r: () => number, base: Uint8Array): Uint8Array {
   if (kind === 0) return base.subarray(0, pick(base.length));
   const b = Uint8Array.from(base);
   if (kind === 1) for (let k = 1 + pick(4); k > 0; k--) b[pick(b.length)] = pick(256);
-  else if (kind === 2) b[pick(Math.min(b.length, 16))] = [0x80, 0x81, 0x82, 0x84, 0x88, 0xff, 0x00][pick(7)]!; // length octets near the top
+  else if (kind === 2)
+    b[pick(Math.min(b.length, 16))] = [0x80, 0x81, 0x82, 0x84, 0x88, 0xff, 0x00][pick(7)]!; // length octets near the top
   else {
     const i = pick(b.length);
     b[i] = b[i]! & 0x80 ? 0x80 : 0x84; // indefinite / oversized lengths anywhere

@@ -5,7 +5,6 @@
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import type { UpstreamStats } from "./robust-upstream.js";
 import { fetchVia, percentile, pinnedAgent, readSse, sequenceProblems, type SpawnedServe } from "./robust.js";
-import { sleep } from "./wait.js";
 
 export interface StreamFigures {
   streams: number;

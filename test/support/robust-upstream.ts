@@ -53,10 +53,13 @@ export function createRobustUpstream(): { server: http.Server; stats: UpstreamSt
       return;
     }
     if (url.pathname === "/slow") {
-      const t = setTimeout(() => {
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end('{"ok":"slow"}');
-      }, Number(url.searchParams.get("ms") ?? 1000));
+      const t = setTimeout(
+        () => {
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end('{"ok":"slow"}');
+        },
+        Number(url.searchParams.get("ms") ?? 1000),
+      );
       res.on("close", () => clearTimeout(t));
       return;
     }

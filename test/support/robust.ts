@@ -12,7 +12,7 @@ import { derToPem } from "../../proxy/attest/build/x509.js";
 import { servedCertificate } from "./tls-client.js";
 import { freePort } from "./upstream.js";
 import { CLI, DIST, REPO } from "./vectors.js";
-import { eventually, sleep, tempDir, within } from "./wait.js";
+import { eventually, tempDir, within } from "./wait.js";
 
 export const UPSTREAM_SCRIPT = resolve(DIST, "test/support/robust-upstream.js");
 export const STDIO_SCRIPT = resolve(DIST, "test/support/robust-stdio.js");
@@ -63,7 +63,6 @@ export function childrenOf(pid: number): number[] {
   }
   return out;
 }
-
 
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;

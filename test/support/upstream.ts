@@ -11,7 +11,6 @@ import { sleep, within } from "./wait.js";
 
 export const LOOPBACK = "127.0.0.1";
 
-
 export async function listen(server: net.Server, where: number | string = 0): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

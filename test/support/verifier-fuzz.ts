@@ -7,7 +7,6 @@
  */
 import { createHash, generateKeyPairSync } from "node:crypto";
 import { rm } from "node:fs/promises";
-import { join } from "node:path";
 import { DevProvider } from "../../proxy/attest/dev/provider.js";
 import { mintIdentity } from "../../proxy/attest/identity.js";
 import { partsFromPcsDirectory } from "../../proxy/evidence/dcap/collateral-files.js";
@@ -95,7 +94,15 @@ function verifiedContent(q: Uint8Array): string | null {
  */
 function sameBytes(field: string, mutated: string, original: string): boolean {
   try {
-    if (field.endsWith("_chain")) return pemBlocks(mutated).map((d) => sha(d)).join() === pemBlocks(original).map((d) => sha(d)).join();
+    if (field.endsWith("_chain"))
+      return (
+        pemBlocks(mutated)
+          .map((d) => sha(d))
+          .join() ===
+        pemBlocks(original)
+          .map((d) => sha(d))
+          .join()
+      );
     if (field === "tcb_info" || field === "qe_identity") return mutated === original;
     return /^[0-9a-fA-F]*$/.test(mutated) && mutated.toLowerCase() === original.toLowerCase();
   } catch {
@@ -125,7 +132,13 @@ export async function runVerifierFuzz(counts: CampaignCounts, seed = Number(proc
   const r = rng(seed);
   for (let i = 0; i < counts.quotes; i++) {
     const input = mutateQuote(r, phala);
-    await probe(kinds.quotes, findings, `quote #${i}`, () => verifyQuote(input, { at, ...(i % 5 === 0 ? { collateral: collateralDir } : {}) }), () => verifiedContent(input) === original);
+    await probe(
+      kinds.quotes,
+      findings,
+      `quote #${i}`,
+      () => verifyQuote(input, { at, ...(i % 5 === 0 ? { collateral: collateralDir } : {}) }),
+      () => verifiedContent(input) === original,
+    );
   }
 
   // 2. RA-TLS certificates (dev evidence): byte mutations of the whole DER.
@@ -141,7 +154,13 @@ export async function runVerifierFuzz(counts: CampaignCounts, seed = Number(proc
     const rc = rng(seed + 1);
     for (let i = 0; i < counts.certificates; i++) {
       const input = mutateBytes(rc, cert);
-      await probe(kinds.certificates, findings, `certificate #${i}`, () => verifyRaTlsCertificate(input, { trustRoots, at: within }), () => sha(input) === sha(cert));
+      await probe(
+        kinds.certificates,
+        findings,
+        `certificate #${i}`,
+        () => verifyRaTlsCertificate(input, { trustRoots, at: within }),
+        () => sha(input) === sha(cert),
+      );
     }
 
     // 3. CBOR claims: mutated claims in a certificate properly signed by the same key, with the
@@ -153,7 +172,13 @@ export async function runVerifierFuzz(counts: CampaignCounts, seed = Number(proc
     for (let i = 0; i < counts.claims; i++) {
       const mutated = i % 10 === 9 ? buildClaims(spkiOf(other)) : mutateBytes(rl, claims);
       const input = buildRaTlsCertificate({ key: id.key, claims: mutated, taggedQuote, notBefore: id.notBefore, notAfter: id.notAfter });
-      await probe(kinds.claims, findings, `claims #${i}`, () => verifyRaTlsCertificate(input, { trustRoots, at: within }), () => sha(mutated) === sha(claims));
+      await probe(
+        kinds.claims,
+        findings,
+        `claims #${i}`,
+        () => verifyRaTlsCertificate(input, { trustRoots, at: within }),
+        () => sha(mutated) === sha(claims),
+      );
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -171,7 +196,13 @@ export async function runVerifierFuzz(counts: CampaignCounts, seed = Number(proc
     const junk = ['"', "{", "}", ",", ":", "0", "f", "A", "-", "\n", "", "1e999"][pick(12)]!;
     const mutated = text.slice(0, k) + junk + text.slice(k + pick(3));
     const input = { ...parts, [field]: mutated };
-    await probe(kinds.collateral, findings, `collateral ${field} #${i}`, () => verifyQuote(phala, { at, collateral: input }), () => sameBytes(field, mutated, text));
+    await probe(
+      kinds.collateral,
+      findings,
+      `collateral ${field} #${i}`,
+      () => verifyQuote(phala, { at, collateral: input }),
+      () => sameBytes(field, mutated, text),
+    );
   }
 
   return { seed, kinds, findings, seconds: (performance.now() - t0) / 1000 };

@@ -9,13 +9,18 @@
  */
 import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import { concatBytes } from "../../core/bytes.js";
+import { InputError } from "../../core/errors.js";
 import { encodeCbor, type CborValue } from "../../evidence/ratls/cbor.js";
 import { seq, tlv } from "./der-write.js";
 import { CBOR_TAG_TAGGED_EVIDENCE, GRAMINE_LEGACY_OID_CONTENT, OID_TCG_TAGGED_EVIDENCE, PUBKEY_HASH_SHA256 } from "../../evidence/ratls/read.js";
 import { authorityKeyIdentifier, buildCertificate, keyIdentifier, subjectKeyIdentifier, type Name } from "./x509.js";
 import { parseCertificate } from "../../evidence/asn1/x509.js";
 
-export const RATLS_SUBJECT: Name = [["CN", "attestable-mcp"], ["O", "attestable-mcp-proxy"], ["C", "US"]];
+export const RATLS_SUBJECT: Name = [
+  ["CN", "attestable-mcp"],
+  ["O", "attestable-mcp-proxy"],
+  ["C", "US"],
+];
 
 const sha256 = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
 
@@ -28,7 +33,7 @@ export function spkiOf(key: KeyObject): Uint8Array {
  * writes it), then any extra claims (a nonce, a TLS exporter value) as byte strings.
  */
 export function buildClaims(spki: Uint8Array, extra: Record<string, Uint8Array> = {}): Uint8Array {
-  if ("pubkey-hash" in extra) throw new RangeError('"pubkey-hash" is computed from the key, not given');
+  if ("pubkey-hash" in extra) throw new InputError("CLAIMS_BUILD", '"pubkey-hash" is computed from the key, not given');
   const m = new Map<CborValue, CborValue>([["pubkey-hash", encodeCbor([PUBKEY_HASH_SHA256, sha256(spki)])]]);
   for (const [k, v] of Object.entries(extra)) m.set(k, v);
   return encodeCbor(m);

@@ -12,22 +12,7 @@
  */
 import { createHash, createPublicKey, randomBytes, sign, type KeyObject } from "node:crypto";
 import { Tag, readBitStringBytes, readExactTlv, DerSeq } from "../../evidence/asn1/der.js";
-import {
-  bitString,
-  bool,
-  enumerated,
-  explicit,
-  ia5String,
-  int,
-  octetString,
-  oid,
-  printableString,
-  seq,
-  set,
-  time,
-  tlv,
-  utf8String,
-} from "./der-write.js";
+import { bitString, bool, enumerated, explicit, ia5String, int, octetString, oid, printableString, seq, set, time, tlv, utf8String } from "./der-write.js";
 import { DerError, InputError } from "../../core/errors.js";
 import { OID } from "../../evidence/asn1/x509.js";
 
@@ -236,7 +221,10 @@ function privateSigningKey(key: KeyObject): Curve {
 }
 
 function checkDates(a: Date, b: Date, what: [string, string]): void {
-  for (const [d, n] of [[a, what[0]], [b, what[1]]] as const) {
+  for (const [d, n] of [
+    [a, what[0]],
+    [b, what[1]],
+  ] as const) {
     if (!(d instanceof Date) || Number.isNaN(d.getTime())) fail(`${n} is not a valid Date`);
   }
   if (b.getTime() < a.getTime()) fail(`${what[1]} ${b.toISOString()} is before ${what[0]} ${a.toISOString()}`);

@@ -50,7 +50,17 @@ export function devCollateral(pki: DevPki, opts: DevCollateralOptions = {}): Col
   // A newer level the platform does not reach comes first, as in Intel's TCB info; the platform's
   // own level carries the chosen status.
   const levels = [
-    ...(status === "UpToDate" ? [] : [level(version, comps.map((c) => Math.min(255, c + 1)), DEV_PLATFORM.pceSvn + 1, "UpToDate", undefined)]),
+    ...(status === "UpToDate"
+      ? []
+      : [
+          level(
+            version,
+            comps.map((c) => Math.min(255, c + 1)),
+            DEV_PLATFORM.pceSvn + 1,
+            "UpToDate",
+            undefined,
+          ),
+        ]),
     level(version, comps, DEV_PLATFORM.pceSvn, status, opts.advisoryIds),
   ];
   const tcbInfo = JSON.stringify({

@@ -16,16 +16,7 @@ import { dirname, join } from "node:path";
 import { pemBlocks } from "../../evidence/asn1/pem.js";
 import { buildSgxExtension } from "../build/sgx-extension.js";
 import { parseCertificate, type Certificate } from "../../evidence/asn1/x509.js";
-import {
-  authorityKeyIdentifier,
-  basicConstraints,
-  buildCertificate,
-  derToPem,
-  keyIdentifier,
-  keyUsage,
-  subjectKeyIdentifier,
-  type Name,
-} from "../build/x509.js";
+import { authorityKeyIdentifier, basicConstraints, buildCertificate, derToPem, keyIdentifier, keyUsage, subjectKeyIdentifier, type Name } from "../build/x509.js";
 import { AttestationError } from "../provider.js";
 
 export const DEFAULT_DEV_DIR = ".attestable-mcp/dev";
@@ -39,10 +30,22 @@ export const DEV_PLATFORM = {
   sgxType: 0,
 } as const;
 
-export const ROOT_NAME: Name = [["CN", "attestable-mcp DEV Root CA"], ["O", "attestable-mcp (development only, not Intel)"]];
-export const PCK_CA_NAME: Name = [["CN", "attestable-mcp DEV PCK Processor CA"], ["O", "attestable-mcp (development only, not Intel)"]];
-const PCK_NAME: Name = [["CN", "attestable-mcp DEV PCK Certificate"], ["O", "attestable-mcp (development only, not Intel)"]];
-const TCB_SIGNING_NAME: Name = [["CN", "attestable-mcp DEV TCB Signing"], ["O", "attestable-mcp (development only, not Intel)"]];
+export const ROOT_NAME: Name = [
+  ["CN", "attestable-mcp DEV Root CA"],
+  ["O", "attestable-mcp (development only, not Intel)"],
+];
+export const PCK_CA_NAME: Name = [
+  ["CN", "attestable-mcp DEV PCK Processor CA"],
+  ["O", "attestable-mcp (development only, not Intel)"],
+];
+const PCK_NAME: Name = [
+  ["CN", "attestable-mcp DEV PCK Certificate"],
+  ["O", "attestable-mcp (development only, not Intel)"],
+];
+const TCB_SIGNING_NAME: Name = [
+  ["CN", "attestable-mcp DEV TCB Signing"],
+  ["O", "attestable-mcp (development only, not Intel)"],
+];
 
 const YEAR = 365 * 24 * 3600 * 1000;
 
@@ -63,7 +66,16 @@ const FILES = ["root.pem", "root.key", "pck-ca.pem", "pck-ca.key", "pck.pem", "p
 const p256 = () => generateKeyPairSync("ec", { namedCurve: "P-256" });
 const keyPem = (k: KeyObject) => k.export({ format: "pem", type: "pkcs8" }).toString();
 
-function issue(subject: Name, issuer: Name, publicKey: KeyObject, signingKey: KeyObject, issuerKey: KeyObject, now: Date, years: number, extra: Parameters<typeof buildCertificate>[0]["extensions"] = []): string {
+function issue(
+  subject: Name,
+  issuer: Name,
+  publicKey: KeyObject,
+  signingKey: KeyObject,
+  issuerKey: KeyObject,
+  now: Date,
+  years: number,
+  extra: Parameters<typeof buildCertificate>[0]["extensions"] = [],
+): string {
   const der = buildCertificate({
     subject,
     issuer,
@@ -106,7 +118,10 @@ function generate(now: Date): Map<(typeof FILES)[number], string> {
     ]),
   );
   files.set("tcb-signing.key", keyPem(tcb.privateKey));
-  files.set("tcb-signing.pem", issue(TCB_SIGNING_NAME, ROOT_NAME, tcb.publicKey, root.privateKey, root.publicKey, now, 7, [basicConstraints({ ca: false }), keyUsage({ digitalSignature: true, nonRepudiation: true })]));
+  files.set(
+    "tcb-signing.pem",
+    issue(TCB_SIGNING_NAME, ROOT_NAME, tcb.publicKey, root.privateKey, root.publicKey, now, 7, [basicConstraints({ ca: false }), keyUsage({ digitalSignature: true, nonRepudiation: true })]),
+  );
   files.set("attestation.key", keyPem(p256().privateKey));
   files.set("signer.key", keyPem(p256().privateKey));
   return files;
@@ -162,7 +177,11 @@ async function load(dir: string): Promise<DevPki> {
     tcbSigning: await cert("tcb-signing"),
     attestationKey: createPrivateKey(await read("attestation.key")),
     signerKey,
-    mrsigner: new Uint8Array(createHash("sha256").update(createPublicKey(signerKey).export({ format: "der", type: "spki" })).digest()),
+    mrsigner: new Uint8Array(
+      createHash("sha256")
+        .update(createPublicKey(signerKey).export({ format: "der", type: "spki" }))
+        .digest(),
+    ),
   };
 }
 

@@ -12,6 +12,7 @@ import { createHash, createPublicKey, sign, type KeyObject } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { concatBytes } from "../../core/bytes.js";
+import { InputError } from "../../core/errors.js";
 import { HEADER_BYTES, SGX_REPORT_BYTES } from "../../evidence/dcap/quote.js";
 import { DEFAULT_DEV_DIR, DEV_PLATFORM, openDevPki, type DevPki } from "./pki.js";
 import { checkReportData, type AttestationProvider } from "../provider.js";
@@ -58,7 +59,14 @@ export async function devMrenclave(root: string): Promise<Uint8Array> {
   await walk(root);
   files.sort();
   const h = createHash("sha256").update("attestable-mcp dev MRENCLAVE v1\0");
-  for (const f of files) h.update(relative(root, f)).update("\0").update(createHash("sha256").update(await readFile(f)).digest());
+  for (const f of files)
+    h.update(relative(root, f))
+      .update("\0")
+      .update(
+        createHash("sha256")
+          .update(await readFile(f))
+          .digest(),
+      );
   return new Uint8Array(h.digest());
 }
 
@@ -66,7 +74,16 @@ function u16(v: number): Uint8Array {
   return Uint8Array.of(v & 0xff, v >> 8);
 }
 
-function reportBody(p: { cpuSvn: Uint8Array; miscSelect: number; attributes: Uint8Array; mrenclave: Uint8Array; mrsigner: Uint8Array; isvProdId: number; isvSvn: number; reportData: Uint8Array }): Uint8Array {
+function reportBody(p: {
+  cpuSvn: Uint8Array;
+  miscSelect: number;
+  attributes: Uint8Array;
+  mrenclave: Uint8Array;
+  mrsigner: Uint8Array;
+  isvProdId: number;
+  isvSvn: number;
+  reportData: Uint8Array;
+}): Uint8Array {
   const b = new Uint8Array(SGX_REPORT_BYTES);
   b.set(p.cpuSvn, 0);
   new DataView(b.buffer).setUint32(16, p.miscSelect, true);
@@ -121,7 +138,7 @@ export class DevProvider implements AttestationProvider {
   static async open(opts: DevProviderOptions = {}): Promise<DevProvider> {
     const pki = await openDevPki(opts.dir ?? DEFAULT_DEV_DIR);
     const mrenclave = opts.mrenclave ?? (await devMrenclave(join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "../..")));
-    if (mrenclave.length !== 32) throw new RangeError("mrenclave must be 32 bytes");
+    if (mrenclave.length !== 32) throw new InputError("DEV_OPTIONS_INVALID", "mrenclave must be 32 bytes");
     (opts.warn ?? ((m) => process.stderr.write(`attestable-mcp: WARNING: ${m}\n`)))(
       `dev attestation provider: quotes are signed by the local dev PKI in ${pki.dir}, not by Intel, and the enclave is marked DEBUG; clients trust them only with --trust-root ${join(pki.dir, "root.pem")}. Never use this in production.`,
     );

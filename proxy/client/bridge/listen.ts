@@ -9,8 +9,10 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Outg
 import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
 import type { Dispatcher } from "undici";
+import { connectionTokensOf, isHopByHop } from "../../core/http.js";
 import { sendJsonRpcError } from "../../core/jsonrpc.js";
-import { bounded, checkRemote, describeAccepted, describeRejection, errorText, isLoopbackHost, onSignals, verdictWatcher, type BridgeCommon } from "./stdio.js";
+import { bounded, checkRemote, describeAccepted, describeRejection, errorText, onSignals, verdictWatcher, type BridgeCommon } from "./stdio.js";
+import { isLoopback } from "../../core/schema.js";
 import { createAttestedAgent, rejectionOf, type ConnectionVerdict } from "../connector.js";
 
 export interface HttpBridgeOptions extends BridgeCommon {
@@ -26,31 +28,25 @@ export interface HttpBridge {
   close(): Promise<number>;
 }
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);
 /** undici sets these itself (and refuses `expect`). */
 const REQUEST_DROP = new Set(["host", "expect"]);
 const CLOSE_BOUND_MS = 3000;
 
-function connectionNamed(h: IncomingHttpHeaders): Set<string> {
-  const v = h.connection;
-  return new Set((Array.isArray(v) ? v.join(",") : (v ?? "")).split(",").map((s) => s.trim().toLowerCase()).filter(Boolean));
-}
-
 function requestHeaders(h: IncomingHttpHeaders): Record<string, string | string[]> {
-  const named = connectionNamed(h);
+  const named = connectionTokensOf(h);
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || REQUEST_DROP.has(k) || named.has(k)) continue;
+    if (v === undefined || isHopByHop(k, named) || REQUEST_DROP.has(k)) continue;
     out[k] = v;
   }
   return out;
 }
 
 function responseHeaders(h: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const named = connectionNamed(h);
+  const named = connectionTokensOf(h);
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || named.has(k)) continue;
+    if (v === undefined || isHopByHop(k, named)) continue;
     out[k] = v;
   }
   return out;
@@ -63,11 +59,11 @@ function responseHeaders(h: IncomingHttpHeaders): OutgoingHttpHeaders {
 function refusedOrigin(req: IncomingMessage): string | null {
   const host = req.headers.host ?? "";
   const hostname = host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.split(":", 1)[0]!;
-  if (!isLoopbackHost(hostname)) return `Host "${host}" is not a loopback name`;
+  if (!isLoopback(hostname)) return `Host "${host}" is not a loopback name`;
   const origin = req.headers.origin;
   if (origin !== undefined && origin !== "null") {
     try {
-      if (isLoopbackHost(new URL(origin).hostname)) return null;
+      if (isLoopback(new URL(origin).hostname)) return null;
     } catch {
       /* refused below */
     }
@@ -192,7 +188,10 @@ export async function startHttpBridge(o: HttpBridgeOptions): Promise<HttpBridge>
     for (const f of inFlight) f.abort.abort();
     server.closeAllConnections();
     await bounded(closed, CLOSE_BOUND_MS);
-    await bounded(agent.destroy().catch(() => {}), CLOSE_BOUND_MS);
+    await bounded(
+      agent.destroy().catch(() => {}),
+      CLOSE_BOUND_MS,
+    );
     finish(code);
   };
   if (o.signals) {

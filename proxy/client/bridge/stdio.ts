@@ -10,12 +10,13 @@ import type { Readable, Writable } from "node:stream";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { isJSONRPCErrorResponse, isJSONRPCRequest, isJSONRPCResultResponse, type JSONRPCMessage, type RequestId } from "@modelcontextprotocol/sdk/types.js";
-import { EvidenceError } from "../../core/errors.js";
+import { BridgeError } from "../../core/errors.js";
+import { isLoopback } from "../../core/schema.js";
 import type { Policy } from "../../evidence/policy.js";
 import { attestedFetch, rejectionOf, verifyRemote, type ConnectionVerdict } from "../connector.js";
 
-/** Codes: REMOTE_INVALID, LISTEN_INVALID, LISTEN_NOT_LOOPBACK, REMOTE_UNREACHABLE (all exit 2). */
-export class BridgeError extends EvidenceError {}
+/** Its codes (REMOTE_INVALID, LISTEN_INVALID, LISTEN_NOT_LOOPBACK, REMOTE_UNREACHABLE) all exit 2. */
+export { BridgeError };
 
 export type Log = (line: string) => void;
 
@@ -42,11 +43,6 @@ export function parseRemote(s: string): URL {
   return u;
 }
 
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
-  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === "::ffff:127.0.0.1";
-}
-
 /** HOST:PORT or [V6]:PORT, loopback only: the HTTP side is plain text and unauthenticated. */
 export function parseListen(s: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(s);
@@ -54,7 +50,8 @@ export function parseListen(s: string): { host: string; port: number } {
   const host = (m[1] ?? m[2])!;
   const port = Number(m[3]);
   if (port > 65535) throw new BridgeError("LISTEN_INVALID", `--listen: port ${port} is out of range`);
-  if (!isLoopbackHost(host)) throw new BridgeError("LISTEN_NOT_LOOPBACK", `--listen: ${host} is not a loopback address; the bridge serves plain, unauthenticated HTTP and listens on loopback only (127.0.0.1, ::1, localhost)`);
+  if (!isLoopback(host))
+    throw new BridgeError("LISTEN_NOT_LOOPBACK", `--listen: ${host} is not a loopback address; the bridge serves plain, unauthenticated HTTP and listens on loopback only (127.0.0.1, ::1, localhost)`);
   return { host, port };
 }
 
@@ -178,10 +175,17 @@ export async function runStdioBridge(o: StdioBridgeOptions): Promise<number> {
     stdin.off("close", onStdinEnd);
     stdout.off("error", onStdoutError);
     // A session the bridge opened is the bridge's to end; a rejected remote gets nothing more.
-    if (endSession && remote.sessionId) await bounded(remote.terminateSession().catch(() => {}), CLOSE_BOUND_MS);
+    if (endSession && remote.sessionId)
+      await bounded(
+        remote.terminateSession().catch(() => {}),
+        CLOSE_BOUND_MS,
+      );
     await remote.close().catch(() => {});
     await local.close().catch(() => {});
-    await bounded(af.close().catch(() => {}), CLOSE_BOUND_MS);
+    await bounded(
+      af.close().catch(() => {}),
+      CLOSE_BOUND_MS,
+    );
     finish(code);
   };
 

@@ -22,17 +22,7 @@
  * Note: the Intel SGX SDK's RA-TLS certificates reuse this OID for a raw quote; such a value
  * is PCK_EXTENSION_INVALID here.
  */
-import {
-  DerSeq,
-  Tag,
-  readBoolean,
-  readEnumerated,
-  readExactTlv,
-  readOctetString,
-  readOid,
-  readSmallUnsigned,
-  type Tlv,
-} from "./der.js";
+import { DerSeq, Tag, readBoolean, readEnumerated, readExactTlv, readOctetString, readOid, readSmallUnsigned, type Tlv } from "./der.js";
 import { DerError } from "../../core/errors.js";
 import type { Certificate } from "./x509.js";
 

@@ -8,6 +8,7 @@
  * not the one in the input) supplies the root's validity.
  */
 import { equalBytes } from "../../core/bytes.js";
+import type { Result } from "../../core/result.js";
 import type { TrustAnchor } from "./roots.js";
 import { verifySignedBy } from "./signatures.js";
 import { OID, type Certificate } from "../asn1/x509.js";
@@ -19,8 +20,6 @@ export interface ValidPath {
   path: Certificate[];
   anchor: TrustAnchor;
 }
-
-export type PathResult = { ok: true; value: ValidPath } | { ok: false; reason: string };
 
 function isSelfIssued(c: Certificate): boolean {
   return equalBytes(c.issuer, c.subject);
@@ -55,19 +54,17 @@ function unaccounted(pool: readonly Certificate[], path: readonly Certificate[],
 }
 
 /** The one certificate that issues no other certificate in the set (self-issued roots excluded). */
-export function findLeaf(certs: readonly Certificate[]): Certificate | string {
-  const leaves = certs.filter(
-    (c) => !isSelfIssued(c) && !certs.some((o) => o !== c && equalBytes(o.issuer, c.subject) && !isSelfIssued(o)),
-  );
-  if (leaves.length === 1) return leaves[0]!;
-  return leaves.length === 0 ? "no leaf certificate in the chain" : `${leaves.length} candidate leaf certificates in the chain`;
+export function findLeaf(certs: readonly Certificate[]): Result<Certificate> {
+  const leaves = certs.filter((c) => !isSelfIssued(c) && !certs.some((o) => o !== c && equalBytes(o.issuer, c.subject) && !isSelfIssued(o)));
+  if (leaves.length === 1) return { ok: true, value: leaves[0]! };
+  return { ok: false, reason: leaves.length === 0 ? "no leaf certificate in the chain" : `${leaves.length} candidate leaf certificates in the chain` };
 }
 
 /**
  * Validate the path from `leaf` through `pool` to one of `anchors` at time `at`.
  * `pool` may contain the leaf, intermediates and root certificates in any order.
  */
-export function validatePath(leaf: Certificate, pool: readonly Certificate[], anchors: readonly TrustAnchor[], at: Date): PathResult {
+export function validatePath(leaf: Certificate, pool: readonly Certificate[], anchors: readonly TrustAnchor[], at: Date): Result<ValidPath> {
   const path: Certificate[] = [leaf];
   for (;;) {
     const cur = path[path.length - 1]!;

@@ -72,9 +72,7 @@ async function readIn(dir: string, name: string): Promise<Buffer> {
 
 export async function partsFromPcsDirectory(dir: string): Promise<CollateralParts> {
   const [tcbBody, qeBody, tcbChain, qeChain, crlChain, pckCrl, rootCrl] = await Promise.all(
-    ["tcb-info.json", "qe-identity.json", "tcb-info-issuer-chain.pem", "qe-identity-issuer-chain.pem", "pck-crl-issuer-chain.pem", "pck-crl.der", "root-ca-crl.der"].map(
-      (n) => readIn(dir, n),
-    ),
+    ["tcb-info.json", "qe-identity.json", "tcb-info-issuer-chain.pem", "qe-identity-issuer-chain.pem", "pck-crl-issuer-chain.pem", "pck-crl.der", "root-ca-crl.der"].map((n) => readIn(dir, n)),
   );
   const tcb = splitSignedBody(tcbBody!.toString("utf8"), "tcbInfo", `${dir}/tcb-info.json`);
   const qe = splitSignedBody(qeBody!.toString("utf8"), "enclaveIdentity", `${dir}/qe-identity.json`);

@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { equalBytes, isAllZero, toHex } from "../../core/bytes.js";
+import type { Failed, Ok, Result } from "../../core/result.js";
 import { findLeaf, validatePath, type ValidPath } from "./chain.js";
 import type { Collateral } from "./collateral.js";
 import { pemBlocks } from "../asn1/pem.js";
@@ -12,8 +13,6 @@ import { CERT_DATA_PCK_CHAIN, type Quote } from "./quote.js";
 import type { TrustAnchor } from "./roots.js";
 import { verifyRawByCert, verifyRawP256, verifySignedBy } from "./signatures.js";
 import { parseCertificate, type Certificate } from "../asn1/x509.js";
-
-export type Result<T = string> = { ok: true; value: T } | { ok: false; reason: string };
 
 export function checkQuoteSignature(q: Quote): Result {
   const sd = q.signatureData;
@@ -51,14 +50,14 @@ export function pckCertificates(q: Quote): Result<Certificate[]> {
         : cd.type === 4
           ? "carries only the PCK leaf, not its chain"
           : "is not a PCK certificate chain";
-    return { ok: false, reason: `PCK_CHAIN_MISSING: certification data type ${cd.type} ${why}` };
+    return { ok: false, reason: `certification data type ${cd.type} ${why}`, code: "PCK_CHAIN_MISSING" };
   }
   const id = createHash("sha256").update(cd.data).digest("hex");
   const cached = chainCache.get(id);
   if (cached) return { ok: true, value: cached };
   try {
     const ders = pemBlocks(cd.data);
-    if (ders.length === 0) return { ok: false, reason: "PCK_CHAIN_MISSING: certification data type 5 holds no PEM certificate" };
+    if (ders.length === 0) return { ok: false, reason: "certification data type 5 holds no PEM certificate", code: "PCK_CHAIN_MISSING" };
     const certs = ders.map((d) => parseCertificate(d));
     if (chainCache.size >= CHAIN_CACHE_MAX) chainCache.clear();
     chainCache.set(id, certs);
@@ -70,9 +69,18 @@ export function pckCertificates(q: Quote): Result<Certificate[]> {
 
 export function checkPckChain(certs: Certificate[], anchors: readonly TrustAnchor[], at: Date): Result<ValidPath> {
   const leaf = findLeaf(certs);
-  if (typeof leaf === "string") return { ok: false, reason: leaf };
-  const r = validatePath(leaf, certs, anchors, at);
-  return r.ok ? r : { ok: false, reason: r.reason };
+  return leaf.ok ? validatePath(leaf.value, certs, anchors, at) : leaf;
+}
+
+/**
+ * A quote's PCK certificates and their path to a trusted root at one time: judged once per
+ * appraisal, and shared by the collateral lookup (which needs the leaf) and the verifier.
+ */
+export type PckPath = { certs: Failed; chain: null } | { certs: Ok<Certificate[]>; chain: Result<ValidPath> };
+
+export function pckPath(q: Quote, anchors: readonly TrustAnchor[], at: Date): PckPath {
+  const certs = pckCertificates(q);
+  return certs.ok ? { certs, chain: checkPckChain(certs.value, anchors, at) } : { certs, chain: null };
 }
 
 export function checkQeSignature(q: Quote, leaf: Certificate): Result {
@@ -94,8 +102,9 @@ export function checkPckRevocation(p: ValidPath, c: Collateral, at: Date): Resul
   }
   if (!verifySignedBy(c.pckCrl, issuer)) return { ok: false, reason: `PCK CRL signature does not verify under ${issuer.subjectText}` };
   // The CRL's issuer chain, as served, must name the same CA and chain to the same root.
-  const crlSigner = findLeaf(c.pckCrlIssuerChain);
-  if (typeof crlSigner === "string") return { ok: false, reason: `PCK CRL issuer chain: ${crlSigner}` };
+  const found = findLeaf(c.pckCrlIssuerChain);
+  if (!found.ok) return { ok: false, reason: `PCK CRL issuer chain: ${found.reason}` };
+  const crlSigner = found.value;
   if (!equalBytes(crlSigner.spki, issuer.spki)) return { ok: false, reason: `PCK CRL issuer chain names ${crlSigner.subjectText}, not the PCK certificate's issuer` };
   const crlPath = validatePath(crlSigner, c.pckCrlIssuerChain, [p.anchor], at);
   if (!crlPath.ok) return { ok: false, reason: `PCK CRL issuer chain: ${crlPath.reason}` };

@@ -5,7 +5,8 @@
  * used; bytes after the signature data are ignored (real TDX quotes carry padding there). Layouts
  * follow Intel's "SGX ECDSA Quote Library API" (v3) and "TDX DCAP Quoting Library API" (v4, v5).
  */
-import { QuoteFormatError } from "../../core/errors.js";
+import { EvidenceError, QuoteFormatError } from "../../core/errors.js";
+import type { Result } from "../../core/result.js";
 
 export const MAX_QUOTE_BYTES = 64 * 1024;
 export const HEADER_BYTES = 48;
@@ -130,11 +131,7 @@ class Reader {
 
   need(n: number, what: string): void {
     if (n < 0 || this.pos + n > this.end) {
-      throw new QuoteFormatError(
-        "QUOTE_TRUNCATED",
-        `quote truncated: ${what} needs ${n} bytes, ${this.end - this.pos} left`,
-        this.pos,
-      );
+      throw new QuoteFormatError("QUOTE_TRUNCATED", `quote truncated: ${what} needs ${n} bytes, ${this.end - this.pos} left`, this.pos);
     }
   }
   bytes(n: number, what: string): Uint8Array {
@@ -274,11 +271,7 @@ export function parseQuote(input: Uint8Array): Quote {
     throw new QuoteFormatError("QUOTE_VERSION_UNSUPPORTED", `quote version ${version} is not supported (3, 4, 5 are)`, 0);
   }
   if (header.attestationKeyType !== ATT_KEY_TYPE_ECDSA_P256) {
-    throw new QuoteFormatError(
-      "QUOTE_KEY_TYPE_UNSUPPORTED",
-      `attestation key type ${header.attestationKeyType} is not supported (2 = ECDSA P-256 is)`,
-      2,
-    );
+    throw new QuoteFormatError("QUOTE_KEY_TYPE_UNSUPPORTED", `attestation key type ${header.attestationKeyType} is not supported (2 = ECDSA P-256 is)`, 2);
   }
   // v3 has no TEE type (the field is reserved and zero); v4/v5 name SGX or TDX.
   if (version === 3 && teeType !== TEE_TYPE_SGX) {
@@ -325,11 +318,7 @@ export function parseQuote(input: Uint8Array): Quote {
     // v4/v5: the QE report travels inside certification data type 6.
     const outer = parseCertificationData(s, "certification data");
     if (outer.type !== CERT_DATA_QE_REPORT) {
-      throw new QuoteFormatError(
-        "QUOTE_CERT_DATA_TYPE",
-        `quote v${version} certification data must be type 6 (QE report), got ${outer.type}`,
-        outer.offset - 6,
-      );
+      throw new QuoteFormatError("QUOTE_CERT_DATA_TYPE", `quote v${version} certification data must be type 6 (QE report), got ${outer.type}`, outer.offset - 6);
     }
     const inner = new Reader(input, outer.offset, outer.offset + outer.data.length);
     signatureData = parseQeSection(inner, signature, attestationKey);
@@ -351,4 +340,13 @@ export function isDebug(attributes: Uint8Array): boolean {
 /** TDX TDATTRIBUTES bit 0: the TD is debuggable. */
 export function isTdDebug(tdAttributes: Uint8Array): boolean {
   return (tdAttributes[0]! & 0x01) !== 0;
+}
+
+/** parseQuote as a result: the quote, or why the bytes are not one (the parser's code kept apart). */
+export function readQuote(input: Uint8Array): Result<Quote> {
+  try {
+    return { ok: true, value: parseQuote(input) };
+  } catch (e) {
+    return e instanceof EvidenceError ? { ok: false, reason: e.message, code: e.code } : { ok: false, reason: (e as Error).message };
+  }
 }

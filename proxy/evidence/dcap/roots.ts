@@ -4,7 +4,7 @@
  * quotes) chain to it too. Other roots (the dev root) are used only when the caller passes them.
  */
 import { equalBytes } from "../../core/bytes.js";
-import { InputError, EvidenceError } from "../../core/errors.js";
+import { InputError, type EvidenceError } from "../../core/errors.js";
 import { pemBlocks } from "../asn1/pem.js";
 import { parseCertificate, type Certificate } from "../asn1/x509.js";
 
@@ -43,13 +43,25 @@ export function intelRoot(): TrustAnchor {
   return intelAnchor;
 }
 
+/** A root as a caller gives it: PEM text (possibly several blocks), DER bytes, or an anchor parsed before. */
+export type TrustRoot = string | Uint8Array | TrustAnchor;
+
+function isAnchor(root: TrustRoot): root is TrustAnchor {
+  return typeof root === "object" && !(root instanceof Uint8Array);
+}
+
 /**
- * Intel's root plus every root given (PEM text, possibly several blocks, or DER bytes).
- * A root that is not a self-signed CA certificate is refused, as is one that does not parse.
+ * Intel's root plus every root given. Text and bytes are parsed here, and a root that is not a
+ * self-signed CA certificate is refused, as is one that does not parse; anchors (a policy's,
+ * parsed when it loaded) are taken as they are.
  */
-export function trustAnchors(extra: readonly (string | Uint8Array)[] = []): TrustAnchor[] {
+export function trustAnchors(extra: readonly TrustRoot[] = []): TrustAnchor[] {
   const anchors = [intelRoot()];
   for (const [i, root] of extra.entries()) {
+    if (isAnchor(root)) {
+      if (!anchors.some((a) => equalBytes(a.cert.spki, root.cert.spki))) anchors.push(root);
+      continue;
+    }
     let ders: Uint8Array[];
     try {
       ders = typeof root === "string" ? pemBlocks(root) : [root];

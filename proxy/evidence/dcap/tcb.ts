@@ -12,12 +12,11 @@
  *   convergeTcbStatus. Advisory IDs are the union, platform first.
  */
 import { equalBytes, isAllZero, toHex } from "../../core/bytes.js";
+import type { Result } from "../../core/result.js";
 import type { QeIdentity, QeTcbLevel, TcbInfo, TcbLevel, TdxModuleIdentity } from "./collateral.js";
 import type { PckExtension } from "../asn1/sgx-extension.js";
 import type { SgxReportBody, TdReportBody } from "./quote.js";
 import type { TcbStatus } from "../verdict.js";
-
-export type Outcome<T> = { ok: true; value: T } | { ok: false; reason: string };
 
 export interface PlatformMatch {
   /** The first level the SGX components and PCESVN reach. */
@@ -30,7 +29,7 @@ export interface PlatformMatch {
  * The platform's TCB level. For TDX, Intel skips TEE_TCB_SVN bytes 0–1 (the module's SVN and
  * version, judged by the module identity) when the module version is non-zero.
  */
-export function matchPlatformLevel(info: TcbInfo, pck: PckExtension, teeTcbSvn?: Uint8Array): Outcome<PlatformMatch> {
+export function matchPlatformLevel(info: TcbInfo, pck: PckExtension, teeTcbSvn?: Uint8Array): Result<PlatformMatch> {
   const expectId = teeTcbSvn ? "TDX" : "SGX";
   if (info.id !== expectId) return { ok: false, reason: `TCB info is for ${info.id}, the quote is ${expectId}` };
   const fmspc = toHex(pck.fmspc);
@@ -45,7 +44,7 @@ export function matchPlatformLevel(info: TcbInfo, pck: PckExtension, teeTcbSvn?:
     if (!teeTcbSvn) return { ok: true, value: { sgx, tdx: null } };
     const from = teeTcbSvn[1]! > 0 ? 2 : 0;
     const tdx = level.tdxComponents;
-    if (tdx && tdx.every((svn, i) => i < from || teeTcbSvn[i]! >= svn)) return { ok: true, value: { sgx, tdx: level } };
+    if (tdx?.every((svn, i) => i < from || teeTcbSvn[i]! >= svn)) return { ok: true, value: { sgx, tdx: level } };
   }
   const what = sgx ? `TEE_TCB_SVN ${toHex(teeTcbSvn!)}` : `components ${pck.tcbComponents.join(",")}, PCESVN ${pck.pceSvn}`;
   return { ok: false, reason: `no TCB level matches the platform (${what}): TCB status is unknown, treat as unsupported` };
@@ -56,7 +55,7 @@ export function matchPlatformLevel(info: TcbInfo, pck: PckExtension, teeTcbSvn?:
  * and equal the expected attributes; with a module version above 0 the identity `TDX_<version>`
  * supplies those and its level (by TEE_TCB_SVN[0]) a module status. Version 0: no module status.
  */
-export function matchTdxModule(info: TcbInfo, quoteVersion: number, td: TdReportBody): Outcome<QeTcbLevel | null> {
+export function matchTdxModule(info: TcbInfo, quoteVersion: number, td: TdReportBody): Result<QeTcbLevel | null> {
   const version = td.teeTcbSvn[1]!;
   const isvSvn = td.teeTcbSvn[0]!;
   let expected: TdxModuleIdentity | undefined = info.tdxModule;
@@ -79,7 +78,7 @@ export function matchTdxModule(info: TcbInfo, quoteVersion: number, td: TdReport
   return { ok: true, value: level };
 }
 
-export function matchQeIdentity(identity: QeIdentity, qe: SgxReportBody, expectId: "QE" | "TD_QE"): Outcome<QeTcbLevel> {
+export function matchQeIdentity(identity: QeIdentity, qe: SgxReportBody, expectId: "QE" | "TD_QE"): Result<QeTcbLevel> {
   if (identity.id !== expectId) return { ok: false, reason: `QE identity is for ${identity.id}, expected ${expectId}` };
   if (!equalBytes(identity.mrsigner, qe.mrSigner)) {
     return { ok: false, reason: `QE MRSIGNER ${toHex(qe.mrSigner)} does not match QE identity ${toHex(identity.mrsigner)}` };
@@ -87,7 +86,7 @@ export function matchQeIdentity(identity: QeIdentity, qe: SgxReportBody, expectI
   if (identity.isvProdId !== qe.isvProdId) {
     return { ok: false, reason: `QE ISVPRODID ${qe.isvProdId} does not match QE identity ${identity.isvProdId}` };
   }
-  if (((qe.miscSelect & identity.miscselectMask) >>> 0) !== ((identity.miscselect & identity.miscselectMask) >>> 0)) {
+  if ((qe.miscSelect & identity.miscselectMask) >>> 0 !== (identity.miscselect & identity.miscselectMask) >>> 0) {
     return { ok: false, reason: `QE MISCSELECT ${qe.miscSelect.toString(16)} does not match QE identity under its mask` };
   }
   for (let i = 0; i < 16; i++) {

@@ -4,15 +4,16 @@
  * collateral files), never because the evidence is bad.
  */
 import { toHex } from "../../core/bytes.js";
+import type { Result } from "../../core/result.js";
 import type { ValidPath } from "./chain.js";
 import { checkCollateral, type Collateral, type QeTcbLevel } from "./collateral.js";
 import { loadCollateral } from "./collateral-files.js";
-import { checkPckChain, checkPckRevocation, checkQeBinding, checkQeSignature, checkQuoteSignature, pckCertificates } from "./quote-checks.js";
-import { CollateralError, EvidenceError, InputError } from "../../core/errors.js";
+import { checkPckRevocation, checkQeBinding, checkQeSignature, checkQuoteSignature, pckPath, type PckPath } from "./quote-checks.js";
+import { CollateralError, InputError } from "../../core/errors.js";
 import { parsePckExtension, type PckExtension } from "../asn1/sgx-extension.js";
-import { isDebug, isTdDebug, parseQuote, type Quote } from "./quote.js";
-import { intelRoot, trustAnchors } from "./roots.js";
-import { convergeTcbStatus, matchPlatformLevel, matchQeIdentity, matchTdxModule, mergeAdvisories, type Outcome } from "./tcb.js";
+import { isDebug, isTdDebug, readQuote, type Quote } from "./quote.js";
+import { intelRoot, trustAnchors, type TrustAnchor, type TrustRoot } from "./roots.js";
+import { convergeTcbStatus, matchPlatformLevel, matchQeIdentity, matchTdxModule, mergeAdvisories } from "./tcb.js";
 import { CheckList, type PlatformFields, type QuoteFields, type TcbFields, type TcbStatus, type Verdict } from "../verdict.js";
 
 export interface VerifyOptions {
@@ -20,14 +21,33 @@ export interface VerifyOptions {
   collateral?: string | object;
   /** Verification time; default now. */
   at?: Date;
-  /** Roots trusted besides Intel's (PEM text or DER), e.g. the dev root. */
-  trustRoots?: (string | Uint8Array)[];
+  /** Roots trusted besides Intel's, e.g. the dev root: PEM text or DER (parsed on each call), or anchors parsed before (a policy's). */
+  trustRoots?: readonly TrustRoot[];
   /**
    * Pass `collateral.fresh` when the only problem is a passed nextUpdate (a cached copy served
    * while the collateral service is down). Off unless a policy says so; the verdict still
    * reports `tcb.collateralExpired` and names the stale pieces.
    */
   acceptStaleCollateral?: boolean;
+}
+
+/** The options as the verifier works from them: a valid time and the trust roots parsed. */
+export interface Judging {
+  at: Date;
+  /** Intel's root first (see trustAnchors). */
+  anchors: readonly TrustAnchor[];
+  collateral?: string | object;
+  acceptStaleCollateral?: boolean;
+}
+
+/** Read the caller's options once; throws InputError for an invalid time or trust root. */
+export function judging(opts: VerifyOptions): Judging {
+  const at = opts.at ?? new Date();
+  if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new InputError("VERIFY_TIME_INVALID", "`at` must be a valid Date");
+  const j: Judging = { at, anchors: trustAnchors(opts.trustRoots ?? []) };
+  if (opts.collateral !== undefined) j.collateral = opts.collateral;
+  if (opts.acceptStaleCollateral !== undefined) j.acceptStaleCollateral = opts.acceptStaleCollateral;
+  return j;
 }
 
 export function quoteFields(q: Quote): QuoteFields {
@@ -98,7 +118,8 @@ function platformFields(p: PckExtension): PlatformFields {
 }
 
 function verdict(c: CheckList, at: Date, quote: QuoteFields | null, platform: PlatformFields | null, tcb: TcbFields | null, dev: boolean): Verdict {
-  return { ok: c.failed === null && c.checks.length > 0, failed: c.failed, checks: c.checks, quote, platform, tcb, dev, at: at.toISOString() };
+  const { ok, failed } = c.outcome();
+  return { ok, failed, checks: c.checks, quote, platform, tcb, dev, at: at.toISOString() };
 }
 
 /** Load collateral; unreadable sources are the caller's error, malformed contents a failed check. */
@@ -106,7 +127,10 @@ async function resolveCollateral(source: string | object, c: CheckList): Promise
   try {
     const col = await loadCollateral(source);
     const t = col.tcbInfo.parsed;
-    c.pass("collateral.format", `TCB info v${t.version} (${t.id}, FMSPC ${t.fmspc}, evaluation data #${t.tcbEvaluationDataNumber}), QE identity ${col.qeIdentity.parsed.id} v${col.qeIdentity.parsed.version}`);
+    c.pass(
+      "collateral.format",
+      `TCB info v${t.version} (${t.id}, FMSPC ${t.fmspc}, evaluation data #${t.tcbEvaluationDataNumber}), QE identity ${col.qeIdentity.parsed.id} v${col.qeIdentity.parsed.version}`,
+    );
     return col;
   } catch (e) {
     if (e instanceof CollateralError && e.code === "COLLATERAL_UNREADABLE") throw e;
@@ -118,7 +142,7 @@ async function resolveCollateral(source: string | object, c: CheckList): Promise
 type TcbEvaluation = Omit<TcbFields, "collateralExpired" | "collateralNextUpdate" | "collateralIssued">;
 
 /** Platform level (and for TDX the module), converged with the QE's status as Intel's QVL does. */
-function evaluateTcb(quote: Quote, pck: PckExtension, col: Collateral, qe: QeTcbLevel | null): Outcome<TcbEvaluation> {
+function evaluateTcb(quote: Quote, pck: PckExtension, col: Collateral, qe: QeTcbLevel | null): Result<TcbEvaluation> {
   const info = col.tcbInfo.parsed;
   const td = quote.teeType === "TDX" ? quote.body : null;
   const match = matchPlatformLevel(info, pck, td?.teeTcbSvn);
@@ -155,19 +179,22 @@ function evaluateTcb(quote: Quote, pck: PckExtension, col: Collateral, qe: QeTcb
 }
 
 export async function verifyQuote(input: Uint8Array, opts: VerifyOptions = {}): Promise<Verdict> {
-  const at = opts.at ?? new Date();
-  if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new InputError("VERIFY_TIME_INVALID", "`at` must be a valid Date");
-  const anchors = trustAnchors(opts.trustRoots ?? []);
-  const c = new CheckList();
+  const j = judging(opts);
+  return judgeQuote(readQuote(input), j);
+}
 
-  let quote: Quote;
-  try {
-    quote = parseQuote(input);
-  } catch (e) {
-    const code = e instanceof EvidenceError ? `${e.code}: ` : "";
-    c.fail("quote.format", `${code}${(e as Error).message}`);
+/**
+ * verifyQuote over a quote parsed once. `pckChain`, when given, is this quote's pckPath at `j.at`
+ * under `j.anchors` (an appraisal judges it once for the collateral lookup and the verdict).
+ */
+export async function judgeQuote(parsed: Result<Quote>, j: Judging, pckChain?: PckPath): Promise<Verdict> {
+  const { at, anchors } = j;
+  const c = new CheckList();
+  if (!parsed.ok) {
+    c.fail("quote.format", parsed.code ? `${parsed.code}: ${parsed.reason}` : parsed.reason);
     return verdict(c, at, null, null, null, false);
   }
+  const quote = parsed.value;
   const fields = quoteFields(quote);
   c.pass("quote.format", `quote v${quote.header.version} ${quote.teeType}, ${quote.length} bytes, certification data type ${fields.certDataType}`);
 
@@ -178,32 +205,30 @@ export async function verifyQuote(input: Uint8Array, opts: VerifyOptions = {}): 
 
   let path: ValidPath | null = null;
   let pck: PckExtension | null = null;
-  const certs = pckCertificates(quote);
-  if (!certs.ok) {
-    c.fail("pck.chain", certs.reason);
+  const pcks = pckChain ?? pckPath(quote, anchors, at);
+  if (pcks.chain === null) {
+    const { certs } = pcks;
+    c.fail("pck.chain", certs.code ? `${certs.code}: ${certs.reason}` : certs.reason);
     c.fail("qe.signature", "not checked: no PCK certificate");
-  } else {
-    const chain = checkPckChain(certs.value, anchors, at);
-    if (chain.ok) {
-      path = chain.value;
-      try {
-        pck = parsePckExtension(path.path[0]!);
-        c.pass("pck.chain", `${path.path.map((x) => x.subjectText).join(" ← ")} ← ${path.anchor.intel ? "Intel SGX Root CA" : `trust root ${path.anchor.cert.subjectText}`} (pinned by key)`);
-      } catch (e) {
-        c.fail("pck.chain", `PCK certificate SGX extension: ${(e as Error).message}`);
-      }
-      const qs = checkQeSignature(quote, path.path[0]!);
-      c.record("qe.signature", qs.ok, qs.ok ? qs.value : qs.reason);
-    } else {
-      c.fail("pck.chain", chain.reason);
-      c.fail("qe.signature", "not checked: PCK chain is not trusted");
+  } else if (pcks.chain.ok) {
+    path = pcks.chain.value;
+    try {
+      pck = parsePckExtension(path.path[0]!);
+      c.pass("pck.chain", `${path.path.map((x) => x.subjectText).join(" ← ")} ← ${path.anchor.intel ? "Intel SGX Root CA" : `trust root ${path.anchor.cert.subjectText}`} (pinned by key)`);
+    } catch (e) {
+      c.fail("pck.chain", `PCK certificate SGX extension: ${(e as Error).message}`);
     }
+    const qs = checkQeSignature(quote, path.path[0]!);
+    c.record("qe.signature", qs.ok, qs.ok ? qs.value : qs.reason);
+  } else {
+    c.fail("pck.chain", pcks.chain.reason);
+    c.fail("qe.signature", "not checked: PCK chain is not trusted");
   }
   const dev = path !== null && !path.anchor.intel;
   const platform = pck ? platformFields(pck) : null;
-  if (opts.collateral === undefined) return verdict(c, at, fields, platform, null, dev);
+  if (j.collateral === undefined) return verdict(c, at, fields, platform, null, dev);
 
-  const col = await resolveCollateral(opts.collateral, c);
+  const col = await resolveCollateral(j.collateral, c);
   if (!col) return verdict(c, at, fields, platform, null, dev);
 
   const cc = checkCollateral(col, path?.anchor ?? intelRoot(), at);
@@ -214,7 +239,7 @@ export async function verifyQuote(input: Uint8Array, opts: VerifyOptions = {}): 
   } else {
     c.fail("pck.revocation", "not checked: PCK chain is not trusted");
   }
-  if (!cc.fresh.ok && cc.fresh.stale && opts.acceptStaleCollateral === true) c.pass("collateral.fresh", `stale, accepted by the caller's policy: ${cc.fresh.detail}`);
+  if (!cc.fresh.ok && cc.fresh.stale && j.acceptStaleCollateral === true) c.pass("collateral.fresh", `stale, accepted by the caller's policy: ${cc.fresh.detail}`);
   else c.record("collateral.fresh", cc.fresh.ok, cc.fresh.detail);
 
   const qe = matchQeIdentity(col.qeIdentity.parsed, quote.signatureData.qeReport, quote.teeType === "TDX" ? "TD_QE" : "QE");
@@ -232,4 +257,3 @@ export async function verifyQuote(input: Uint8Array, opts: VerifyOptions = {}): 
   }
   return verdict(c, at, fields, platform, tcb, dev);
 }
-

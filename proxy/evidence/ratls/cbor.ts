@@ -4,7 +4,7 @@
  * bytes ambiguous: indefinite lengths, trailing bytes, duplicate map keys, floats, reserved
  * additional-information values, lengths past the end, nesting beyond a bound.
  */
-import { CborError } from "../../core/errors.js";
+import { CborError, type CborCode } from "../../core/errors.js";
 
 export interface CborTag {
   tag: number;
@@ -19,7 +19,7 @@ class Decoder {
   pos = 0;
   constructor(readonly b: Uint8Array) {}
 
-  fail(code: string, msg: string, at = this.pos): never {
+  fail(code: CborCode, msg: string, at = this.pos): never {
     throw new CborError(code, `CBOR: ${msg}`, at);
   }
 

@@ -8,14 +8,16 @@
  * - Gramine's legacy extension, whose OID is written as the bytes 06 09 2A 86 48 86 F8 4D 8A 39 06
  *   (matched by those raw bytes): a raw quote with report data SHA-256(SPKI DER) ‖ 0³².
  * - The Intel SGX SDK's copy of the claims-bound quote under OID 1.2.840.113741.1.13.1.
- * Pure: this module reads and compares bytes; quote verification is ratls-verify.ts.
+ * Pure: this module reads and compares bytes; quote verification is ratls/verify.ts.
  */
 import { createHash } from "node:crypto";
 import { equalBytes, isAllZero, toHex } from "../../core/bytes.js";
+import { CLAIM_PUBKEY_HASH } from "../../core/protocol.js";
+import type { Result } from "../../core/result.js";
 import { decodeCbor, type CborValue } from "./cbor.js";
-import { RaTlsError } from "../../core/errors.js";
-import { parseQuote, type Quote } from "../dcap/quote.js";
-import { OID, type Certificate } from "../asn1/x509.js";
+import { RaTlsError, type ErrorCode } from "../../core/errors.js";
+import { readQuote, type Quote } from "../dcap/quote.js";
+import { OID, parseCertificate, type Certificate } from "../asn1/x509.js";
 
 export const OID_TCG_TAGGED_EVIDENCE = "2.23.133.5.4.9";
 export const OID_INTEL_SDK_QUOTE = "1.2.840.113741.1.13.1";
@@ -96,6 +98,58 @@ export function readRaTls(cert: Certificate): RaTlsEvidence {
   return out;
 }
 
+/** Each quote the evidence carries, parsed once, or why it does not parse; null: not carried. */
+export interface RaTlsQuotes {
+  tagged: Result<Quote> | null;
+  legacy: Result<Quote> | null;
+  sdk: Result<Quote> | null;
+}
+
+export function readRaTlsQuotes(ev: RaTlsEvidence): RaTlsQuotes {
+  return {
+    tagged: ev.tagged ? readQuote(ev.tagged.quote) : null,
+    legacy: ev.legacy ? readQuote(ev.legacy.quote) : null,
+    sdk: ev.sdk ? readQuote(ev.sdk.quote) : null,
+  };
+}
+
+/** An RA-TLS certificate parsed once: the certificate, its evidence extensions and their quotes. */
+export interface ParsedRaTls {
+  cert: Certificate;
+  evidence: RaTlsEvidence;
+  quotes: RaTlsQuotes;
+}
+
+/** Parse the certificate, read its evidence and parse its quotes; why it cannot be read otherwise. */
+export function readRaTlsCertificate(der: Uint8Array): Result<ParsedRaTls> {
+  try {
+    const cert = parseCertificate(der);
+    const evidence = readRaTls(cert);
+    return { ok: true, value: { cert, evidence, quotes: readRaTlsQuotes(evidence) } };
+  } catch (e) {
+    const code = (e as { code?: ErrorCode }).code;
+    return code === undefined ? { ok: false, reason: (e as Error).message } : { ok: false, reason: (e as Error).message, code };
+  }
+}
+
+/**
+ * The hash the "pubkey-hash" claim names: a byte string holding CBOR [1 (sha-256), 32-byte
+ * hash]. The one reading of that claim, for the certificate's binding and for fresh evidence.
+ */
+export function claimedPubkeyHash(claims: Map<CborValue, CborValue>): Result<Uint8Array> {
+  const ph = claims.get(CLAIM_PUBKEY_HASH);
+  if (ph === undefined) return { ok: false, reason: 'the "pubkey-hash" claim is missing' };
+  if (!(ph instanceof Uint8Array)) return { ok: false, reason: '"pubkey-hash" must be a byte string holding CBOR [1, hash]' };
+  let inner: CborValue;
+  try {
+    inner = decodeCbor(ph);
+  } catch (e) {
+    return { ok: false, reason: `"pubkey-hash" does not decode: ${(e as Error).message}` };
+  }
+  if (Array.isArray(inner) && inner.length === 2 && inner[0] === PUBKEY_HASH_SHA256 && inner[1] instanceof Uint8Array && inner[1].length === 32) return { ok: true, value: inner[1] };
+  return { ok: false, reason: '"pubkey-hash" must hold CBOR [1 (sha-256), 32-byte hash]' };
+}
+
 export interface BindingCheck {
   check: "binding.pubkey-hash" | "binding.report-data" | "binding.legacy-report-data" | "binding.sdk-report-data" | "binding.measurements";
   ok: boolean;
@@ -124,7 +178,11 @@ function sameMeasurements(a: Quote, b: Quote): string | null {
           ["mrenclave", a.body.mrEnclave, b.body.mrEnclave],
           ["mrsigner", a.body.mrSigner, b.body.mrSigner],
           ["attributes", a.body.attributes, b.body.attributes],
-          ["isvProdId/isvSvn", Uint8Array.of(a.body.isvProdId >> 8, a.body.isvProdId, a.body.isvSvn >> 8, a.body.isvSvn), Uint8Array.of(b.body.isvProdId >> 8, b.body.isvProdId, b.body.isvSvn >> 8, b.body.isvSvn)],
+          [
+            "isvProdId/isvSvn",
+            Uint8Array.of(a.body.isvProdId >> 8, a.body.isvProdId, a.body.isvSvn >> 8, a.body.isvSvn),
+            Uint8Array.of(b.body.isvProdId >> 8, b.body.isvProdId, b.body.isvSvn >> 8, b.body.isvSvn),
+          ],
           ["configId", a.body.configId, b.body.configId],
         ] as const)
       : a.teeType === "TDX" && b.teeType === "TDX"
@@ -140,45 +198,29 @@ function sameMeasurements(a: Quote, b: Quote): string | null {
 
 /**
  * Key binding: the pubkey-hash claim names this certificate's key, each quote's report data
- * binds what its extension says it binds, and two quotes describe the same enclave.
+ * binds what its extension says it binds, and two quotes describe the same enclave. `quotes` are
+ * the evidence's quotes as readRaTlsQuotes parsed them (parsed here when not given).
  */
-export function checkBinding(ev: RaTlsEvidence): BindingCheck[] {
+export function checkBinding(ev: RaTlsEvidence, quotes: RaTlsQuotes = readRaTlsQuotes(ev)): BindingCheck[] {
   const checks: BindingCheck[] = [];
   const spki = toHex(ev.spkiSha256);
   const parsed: { name: string; q: Quote }[] = [];
-  const parse = (name: string, bytes: Uint8Array): Quote | null => {
-    try {
-      const q = parseQuote(bytes);
-      parsed.push({ name, q });
-      return q;
-    } catch (e) {
-      return null;
-    }
+  const use = (name: string, r: Result<Quote> | null): Quote | null => {
+    if (!r?.ok) return null;
+    parsed.push({ name, q: r.value });
+    return r.value;
   };
 
   if (ev.tagged) {
-    const ph = ev.tagged.claims.get("pubkey-hash");
-    let claimed: Uint8Array | null = null;
-    let why = 'the "pubkey-hash" claim is missing';
-    if (ph instanceof Uint8Array) {
-      try {
-        const inner = decodeCbor(ph);
-        if (Array.isArray(inner) && inner.length === 2 && inner[0] === PUBKEY_HASH_SHA256 && inner[1] instanceof Uint8Array && inner[1].length === 32) claimed = inner[1];
-        else why = '"pubkey-hash" must hold CBOR [1 (sha-256), 32-byte hash]';
-      } catch (e) {
-        why = `"pubkey-hash" does not decode: ${(e as Error).message}`;
-      }
-    } else if (ph !== undefined) {
-      why = '"pubkey-hash" must be a byte string holding CBOR [1, hash]';
-    }
+    const claimed = claimedPubkeyHash(ev.tagged.claims);
     checks.push(
-      claimed === null
-        ? { check: "binding.pubkey-hash", ok: false, detail: why }
-        : equalBytes(claimed, ev.spkiSha256)
+      !claimed.ok
+        ? { check: "binding.pubkey-hash", ok: false, detail: claimed.reason }
+        : equalBytes(claimed.value, ev.spkiSha256)
           ? { check: "binding.pubkey-hash", ok: true, detail: `pubkey-hash claim = SHA-256(SPKI) ${spki}` }
-          : { check: "binding.pubkey-hash", ok: false, detail: `pubkey-hash claim ${toHex(claimed)} is not SHA-256(SPKI) ${spki}` },
+          : { check: "binding.pubkey-hash", ok: false, detail: `pubkey-hash claim ${toHex(claimed.value)} is not SHA-256(SPKI) ${spki}` },
     );
-    const q = parse("tagged", ev.tagged.quote);
+    const q = use("tagged", quotes.tagged);
     const want = sha256(ev.tagged.claimsBytes);
     checks.push(
       q === null
@@ -188,7 +230,7 @@ export function checkBinding(ev: RaTlsEvidence): BindingCheck[] {
           : { check: "binding.report-data", ok: false, detail: `tagged-evidence quote report data ${toHex(reportDataOf(q))} is not SHA-256(claims) ${toHex(want)} ‖ 0³²` },
     );
     if (ev.sdk) {
-      const s = parse("sdk", ev.sdk.quote);
+      const s = use("sdk", quotes.sdk);
       checks.push(
         s === null
           ? { check: "binding.sdk-report-data", ok: false, detail: `the quote under ${OID_INTEL_SDK_QUOTE} does not parse` }
@@ -199,7 +241,7 @@ export function checkBinding(ev: RaTlsEvidence): BindingCheck[] {
     }
   }
   if (ev.legacy) {
-    const q = parse("legacy", ev.legacy.quote);
+    const q = use("legacy", quotes.legacy);
     checks.push(
       q === null
         ? { check: "binding.legacy-report-data", ok: false, detail: "the legacy-extension quote does not parse" }

@@ -5,12 +5,14 @@
  * legacy quote) gives the evidence fields and every other quote must verify too.
  */
 import { toHex } from "../../core/bytes.js";
-import type { EvidenceError } from "../../core/errors.js";
-import { checkBinding, claimsForDisplay, readRaTls, type RaTlsEvidence } from "./read.js";
+import type { Failed, Result } from "../../core/result.js";
+import { checkBinding, claimsForDisplay, readRaTlsCertificate, type ParsedRaTls, type RaTlsEvidence } from "./read.js";
 import { verifySignedBy } from "../dcap/signatures.js";
+import type { Quote } from "../dcap/quote.js";
+import type { PckPath } from "../dcap/quote-checks.js";
 import { CheckList, type CheckName, type Verdict } from "../verdict.js";
-import { verifyQuote, type VerifyOptions } from "../dcap/verify.js";
-import { parseCertificate, type Certificate } from "../asn1/x509.js";
+import { judgeQuote, judging, type Judging, type VerifyOptions } from "../dcap/verify.js";
+import type { Certificate } from "../asn1/x509.js";
 
 export interface RaTlsVerdict extends Verdict {
   binding: { ok: boolean; claims: Record<string, unknown>; spkiSha256: string } | null;
@@ -21,45 +23,63 @@ function keyName(c: Certificate): string {
   return c.publicKey.algorithm === "EC" ? `EC ${c.publicKey.curve}` : c.publicKey.algorithm;
 }
 
-function empty(c: CheckList, at: Date): RaTlsVerdict {
-  return { ok: false, failed: c.failed, checks: c.checks, quote: null, platform: null, tcb: null, dev: false, at: at.toISOString(), binding: null, certificate: null };
+/** The verdict on a certificate that cannot be read: `cert.format` fails and nothing else runs. */
+export function unreadableCertificate(why: Failed, at: Date): RaTlsVerdict {
+  const c = new CheckList();
+  c.fail("cert.format", `${why.code ?? "ERROR"}: ${why.reason}`);
+  const { ok, failed } = c.outcome();
+  return { ok, failed, checks: c.checks, quote: null, platform: null, tcb: null, dev: false, at: at.toISOString(), binding: null, certificate: null };
+}
+
+/** The primary quote: the TCG tagged evidence's, else Gramine's legacy one (readRaTls requires one of them). */
+export function primaryQuote(p: ParsedRaTls): { bytes: Uint8Array; parsed: Result<Quote> } {
+  const { evidence: ev, quotes } = p;
+  return ev.tagged ? { bytes: ev.tagged.quote, parsed: quotes.tagged! } : { bytes: ev.legacy!.quote, parsed: quotes.legacy! };
 }
 
 export async function verifyRaTlsCertificate(der: Uint8Array, opts: VerifyOptions = {}): Promise<RaTlsVerdict> {
-  const at = opts.at ?? new Date();
+  const parsed = readRaTlsCertificate(der);
+  if (!parsed.ok) return unreadableCertificate(parsed, opts.at ?? new Date());
+  return judgeRaTls(parsed.value, judging(opts));
+}
+
+/**
+ * verifyRaTlsCertificate over a certificate parsed once. `primaryPck`, when given, is the primary
+ * quote's pckPath at `j.at` under `j.anchors`.
+ */
+export async function judgeRaTls(p: ParsedRaTls, j: Judging, primaryPck?: PckPath): Promise<RaTlsVerdict> {
+  const { cert, evidence: ev, quotes } = p;
+  const at = j.at;
   const c = new CheckList();
-  let cert: Certificate;
-  let ev: RaTlsEvidence;
-  try {
-    cert = parseCertificate(der);
-    ev = readRaTls(cert);
-  } catch (e) {
-    c.fail("cert.format", `${(e as EvidenceError).code ?? "ERROR"}: ${(e as Error).message}`);
-    return empty(c, at);
-  }
-  c.pass("cert.format", `${keyName(cert)} certificate with ${ev.extensions.filter((x) => x.kind !== "x509" && x.kind !== "unknown").map((x) => x.kind).join(", ")}`);
+  c.pass(
+    "cert.format",
+    `${keyName(cert)} certificate with ${ev.extensions
+      .filter((x) => x.kind !== "x509" && x.kind !== "unknown")
+      .map((x) => x.kind)
+      .join(", ")}`,
+  );
   c.record("cert.signature", verifySignedBy(cert, cert), `self-signature under the certificate's own key (${keyName(cert)})`);
   const inWindow = at >= cert.notBefore && at <= cert.notAfter;
   c.record("cert.validity", inWindow, `valid ${cert.notBefore.toISOString()} – ${cert.notAfter.toISOString()}${inWindow ? "" : `, not at ${at.toISOString()}`}`);
 
-  const binding = checkBinding(ev);
+  const binding = checkBinding(ev, quotes);
   for (const b of binding) c.record(b.check, b.ok, b.detail);
 
-  const primary = ev.tagged?.quote ?? ev.legacy!.quote;
-  const main = await verifyQuote(primary, { ...opts, at });
+  const main = await judgeQuote(primaryQuote(p).parsed, j, primaryPck);
   for (const k of main.checks) c.record(k.check, k.ok, k.detail);
 
-  const others: [CheckName, Uint8Array][] = [];
-  if (ev.tagged && ev.legacy) others.push(["quote.legacy", ev.legacy.quote]);
-  if (ev.sdk) others.push(["quote.sdk", ev.sdk.quote]);
-  for (const [name, bytes] of others) {
-    const v = await verifyQuote(bytes, { ...opts, at });
+  const others: [CheckName, Result<Quote>][] = [];
+  if (quotes.tagged && quotes.legacy) others.push(["quote.legacy", quotes.legacy]);
+  if (quotes.sdk) others.push(["quote.sdk", quotes.sdk]);
+  for (const [name, quote] of others) {
+    const v = await judgeQuote(quote, j);
     c.record(name, v.ok, v.ok ? "the second quote verifies as well" : `the second quote fails ${v.failed?.check}: ${v.failed?.reason}`);
   }
 
+  const { ok, failed } = c.outcome();
   return {
-    ok: c.failed === null,
-    failed: c.failed,
+    ok,
+    failed,
     checks: c.checks,
     quote: main.quote,
     platform: main.platform,

@@ -230,9 +230,28 @@ function devPki(rootCurve: "P-256" | "P-384", caCurve: "P-256" | "P-384", leafCu
   const rootKey = ec(rootCurve);
   const caKey = ec(caCurve);
   const leafKey = ec(leafCurve);
-  const rootName: Name = [["CN", "Dev SGX Root CA"], ["O", "Dev"], ["L", "Santa Clara"], ["ST", "CA"], ["C", "US"]];
-  const caName: Name = [["CN", "Dev SGX PCK Processor CA"], ["O", "Dev"], ["L", "Santa Clara"], ["ST", "CA"], ["C", "US"]];
-  const leafName: Name = [["CN", "Intel SGX PCK Certificate"], ["O", "Dev"], ["OU", "unit"], ["L", "Santa Clara"], ["ST", "CA"], ["C", "US"]];
+  const rootName: Name = [
+    ["CN", "Dev SGX Root CA"],
+    ["O", "Dev"],
+    ["L", "Santa Clara"],
+    ["ST", "CA"],
+    ["C", "US"],
+  ];
+  const caName: Name = [
+    ["CN", "Dev SGX PCK Processor CA"],
+    ["O", "Dev"],
+    ["L", "Santa Clara"],
+    ["ST", "CA"],
+    ["C", "US"],
+  ];
+  const leafName: Name = [
+    ["CN", "Intel SGX PCK Certificate"],
+    ["O", "Dev"],
+    ["OU", "unit"],
+    ["L", "Santa Clara"],
+    ["ST", "CA"],
+    ["C", "US"],
+  ];
   const rootId = keyIdentifier(rootKey.publicKey);
   const caId = keyIdentifier(caKey.publicKey);
   const rootDer = buildCertificate({
@@ -241,12 +260,7 @@ function devPki(rootCurve: "P-256" | "P-384", caCurve: "P-256" | "P-384", leafCu
     notAfter: NA,
     publicKey: rootKey.publicKey,
     signingKey: rootKey.privateKey,
-    extensions: [
-      authorityKeyIdentifier(rootId),
-      subjectKeyIdentifier(rootKey.publicKey),
-      keyUsage({ keyCertSign: true, cRLSign: true }),
-      basicConstraints({ ca: true, pathLen: 1 }),
-    ],
+    extensions: [authorityKeyIdentifier(rootId), subjectKeyIdentifier(rootKey.publicKey), keyUsage({ keyCertSign: true, cRLSign: true }), basicConstraints({ ca: true, pathLen: 1 })],
   });
   const caDer = buildCertificate({
     subject: caName,
@@ -379,7 +393,9 @@ describe("buildCertificate round trips through parseCertificate", () => {
     const spki = spkiOf(pki.leafKey.publicKey);
     const top = readExactTlv(spki);
     const bits = children(spki, top)[1]!;
-    const want = createHash("sha1").update(spki.subarray(bits.contentStart + 1, bits.contentEnd)).digest();
+    const want = createHash("sha1")
+      .update(spki.subarray(bits.contentStart + 1, bits.contentEnd))
+      .digest();
     assert.equal(hex(keyIdentifier(spki)), hex(want));
     assert.equal(hex(keyIdentifier(pki.leafKey.publicKey)), hex(want));
     assert.equal(hex(keyIdentifier(pki.leafKey.privateKey)), hex(want));
@@ -484,13 +500,16 @@ describe("buildCertificate round trips through parseCertificate", () => {
     throwsInput(() => buildCertificate({ ...base, subject: [["C", "USA"]] }), "X509_BUILD", /two-letter/);
     throwsInput(() => buildCertificate({ ...base, subject: [["CN", ""]] }), "X509_BUILD");
     throwsInput(() => buildCertificate({ ...base, subject: [["XX" as NameAttribute, "v"]] }), "X509_BUILD");
+    throwsInput(() => buildCertificate({ ...base, extensions: [subjectKeyIdentifier(k.publicKey), subjectKeyIdentifier(k.publicKey)] }), "X509_BUILD", /appears twice/);
     throwsInput(
-      () => buildCertificate({ ...base, extensions: [subjectKeyIdentifier(k.publicKey), subjectKeyIdentifier(k.publicKey)] }),
-      "X509_BUILD",
-      /appears twice/,
-    );
-    throwsInput(
-      () => buildCertificate({ ...base, extensions: [{ oid: "2.5.29.14", value: h("0400") }, { oid: { raw: oid("2.5.29.14") }, value: h("0400") }] }),
+      () =>
+        buildCertificate({
+          ...base,
+          extensions: [
+            { oid: "2.5.29.14", value: h("0400") },
+            { oid: { raw: oid("2.5.29.14") }, value: h("0400") },
+          ],
+        }),
       "X509_BUILD",
       /appears twice/,
     );
@@ -591,7 +610,11 @@ describe("buildCrl", () => {
   for (const curve of ["P-256", "P-384"] as const) {
     it(`${curve}: v2 CRL with revoked entries, CRL number and AKI, verifies under the issuer key`, () => {
       const k = ec(curve);
-      const issuer: Name = [["CN", "Dev SGX PCK Processor CA"], ["O", "Dev"], ["C", "US"]];
+      const issuer: Name = [
+        ["CN", "Dev SGX PCK Processor CA"],
+        ["O", "Dev"],
+        ["C", "US"],
+      ];
       const aki = keyIdentifier(k.publicKey);
       const thisUpdate = new Date("2025-06-19T10:23:18Z");
       const nextUpdate = new Date("2025-07-19T10:23:18Z");
@@ -654,14 +677,8 @@ describe("buildCrl", () => {
     assert.ok(verify("sha256", crl.tbs, k.publicKey, crl.signature));
     throwsInput(() => buildCrl({ issuer: [["CN", "x"]], signingKey: k.publicKey, thisUpdate: NB, nextUpdate: NA }), "X509_BUILD_KEY");
     throwsInput(() => buildCrl({ issuer: [["CN", "x"]], signingKey: k.privateKey, thisUpdate: NA, nextUpdate: NB }), "X509_BUILD");
-    throwsInput(
-      () => buildCrl({ issuer: [["CN", "x"]], signingKey: k.privateKey, thisUpdate: NB, nextUpdate: NA, revoked: [{ serial: h(""), date: NB }] }),
-      "X509_BUILD",
-    );
-    throwsInput(
-      () => buildCrl({ issuer: [["CN", "x"]], signingKey: k.privateKey, thisUpdate: NB, nextUpdate: NA, revoked: [{ serial: h("01"), date: NB, reason: 7 }] }),
-      "X509_BUILD",
-    );
+    throwsInput(() => buildCrl({ issuer: [["CN", "x"]], signingKey: k.privateKey, thisUpdate: NB, nextUpdate: NA, revoked: [{ serial: h(""), date: NB }] }), "X509_BUILD");
+    throwsInput(() => buildCrl({ issuer: [["CN", "x"]], signingKey: k.privateKey, thisUpdate: NB, nextUpdate: NA, revoked: [{ serial: h("01"), date: NB, reason: 7 }] }), "X509_BUILD");
     throwsInput(() => buildCrl({ issuer: [["CN", "x"]], signingKey: k.privateKey, thisUpdate: NB, nextUpdate: NA, crlNumber: -1 }), "X509_BUILD");
   });
 });
@@ -696,7 +713,11 @@ describe("TLS 1.3 with a certificate built here", () => {
     const opaque = new Uint8Array(5 * 1024);
     for (let i = 0; i < opaque.length; i++) opaque[i] = (i * 131 + 7) & 0xff;
     const der = buildCertificate({
-      subject: [["CN", "attestable-mcp RA-TLS"], ["O", "dev"], ["C", "US"]],
+      subject: [
+        ["CN", "attestable-mcp RA-TLS"],
+        ["O", "dev"],
+        ["C", "US"],
+      ],
       notBefore: new Date(Date.now() - 60_000),
       notAfter: new Date(Date.now() + 24 * 3600_000),
       publicKey: k.publicKey,

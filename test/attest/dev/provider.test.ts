@@ -14,7 +14,7 @@ import { DevProvider } from "../../../proxy/attest/dev/provider.js";
 import { devCollateral, writeCollateralDirectory } from "../../../proxy/attest/dev/collateral.js";
 import { openDevPki } from "../../../proxy/attest/dev/pki.js";
 import { partsToQvl } from "../../support/mutate.js";
-import { REPO } from "../../support/vectors.js";
+import { CLI } from "../../support/vectors.js";
 import { tempDir } from "../../support/wait.js";
 
 const MRENCLAVE = new Uint8Array(32).fill(0xab);
@@ -170,7 +170,10 @@ describe("dev collateral drives every TCB status through the verifier", () => {
     (await import("node:fs")).writeFileSync(qf, quote);
     const root = join(dir, "root.pem");
     (await import("node:fs")).writeFileSync(root, p.rootPem);
-    const r = spawnSync(process.execPath, [join(REPO, "dist/proxy/cli/main.js"), "inspect", qf, "--collateral", join(dir, "col"), "--trust-root", root, "--json"], { encoding: "utf8", timeout: 30_000 });
+    const r = spawnSync(process.execPath, [CLI, "inspect", qf, "--collateral", join(dir, "col"), "--trust-root", root, "--json"], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
     assert.equal(r.status, 0, r.stderr);
     const v = JSON.parse(r.stdout) as Verdict;
     assert.equal(v.dev, true);

@@ -75,7 +75,10 @@ async function startRemote(upstreamYaml: string): Promise<Remote> {
 
 function policyFile(r: Remote, opts: { mrenclave?: string; extra?: string } = {}): string {
   const p = join(tempDir("amcp-bridge-policy-"), "policy.yaml");
-  writeFileSync(p, `trustRoots: ["${r.rootFile}"]\nmeasurements:\n  - { mrenclave: "${opts.mrenclave ?? r.mrenclave}" }\nallowDebug: true\ntcb: { require: false }\nfreshness: exporter\n${opts.extra ?? ""}`);
+  writeFileSync(
+    p,
+    `trustRoots: ["${r.rootFile}"]\nmeasurements:\n  - { mrenclave: "${opts.mrenclave ?? r.mrenclave}" }\nallowDebug: true\ntcb: { require: false }\nfreshness: exporter\n${opts.extra ?? ""}`,
+  );
   return p;
 }
 
@@ -96,7 +99,10 @@ function spawnBridge(args: string[], stdin: "pipe" | "ignore" = "ignore"): Bridg
   child.stderr!.on("data", (d: Buffer) => (err += d.toString("utf8")));
   child.stdout!.resume();
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  exited.then(() => children.delete(child), () => {});
+  exited.then(
+    () => children.delete(child),
+    () => {},
+  );
   const exit = async (ms = 15_000): Promise<number | null> => {
     try {
       return await within(exited, ms, `bridge exit (stderr: ${err})`);
@@ -179,7 +185,10 @@ describe("bridge with a stdio upstream behind serve", { timeout: 120_000 }, () =
     try {
       await within(client.connect(transport), 20_000, "initialize through the stdio bridge");
       const tools = await within(client.listTools(), 10_000, "tools/list");
-      assert.ok(tools.tools.some((t) => t.name === "echo"), JSON.stringify(tools.tools.map((t) => t.name)));
+      assert.ok(
+        tools.tools.some((t) => t.name === "echo"),
+        JSON.stringify(tools.tools.map((t) => t.name)),
+      );
       const echo = await within(client.callTool({ name: "echo", arguments: { message: "over the verified bridge" } }), 10_000, "echo");
       assert.match(JSON.stringify(echo.content), /over the verified bridge/);
       assert.match(err, new RegExp(`remote verified: mrenclave ${r!.mrenclave}`));

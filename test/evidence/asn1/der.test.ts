@@ -107,7 +107,10 @@ describe("children, checkDer, DerSeq", () => {
   it("children covers the content exactly", () => {
     const buf = h("3008 0201 05 0403 aabbcc");
     const kids = children(buf, readTlv(buf, 0));
-    assert.deepEqual(kids.map((k) => k.tag), [0x02, 0x04]);
+    assert.deepEqual(
+      kids.map((k) => k.tag),
+      [0x02, 0x04],
+    );
     assert.equal(kids[1]!.depth, 1);
     throwsDer(() => children(buf, kids[0]!), "DER_TAG");
   });
@@ -130,22 +133,22 @@ describe("children, checkDer, DerSeq", () => {
 
   it("DerSeq reads a fixed schema and reports with the given code", () => {
     const buf = h("300b 020101 a003 020102 0401ff");
-    const r = new DerSeq(buf, readTlv(buf, 0), "thing", "X_STRUCT");
+    const r = new DerSeq(buf, readTlv(buf, 0), "thing", "CRL_STRUCTURE");
     assert.equal(readSmallUnsigned(buf, r.next(Tag.INTEGER, "a")), 1);
     assert.equal(r.optional(0xa1, "missing-optional"), null);
     const ctx = r.optional(0xa0, "b");
     assert.ok(ctx);
     assert.equal(r.peekTag(), 0x04);
-    throwsDer(() => r.next(Tag.INTEGER, "c"), "X_STRUCT");
+    throwsDer(() => r.next(Tag.INTEGER, "c"), "CRL_STRUCTURE");
     r.any("c");
     assert.equal(r.done, true);
     r.finish();
-    throwsDer(() => r.any("d"), "X_STRUCT");
+    throwsDer(() => r.any("d"), "CRL_STRUCTURE");
 
-    const r2 = new DerSeq(buf, readTlv(buf, 0), "thing", "X_STRUCT");
+    const r2 = new DerSeq(buf, readTlv(buf, 0), "thing", "CRL_STRUCTURE");
     r2.any("a");
-    throwsDer(() => r2.finish(), "X_STRUCT");
-    throwsDer(() => new DerSeq(buf, readTlv(h("0400"), 0), "p", "X_STRUCT"), "X_STRUCT");
+    throwsDer(() => r2.finish(), "CRL_STRUCTURE");
+    throwsDer(() => new DerSeq(buf, readTlv(h("0400"), 0), "p", "CRL_STRUCTURE"), "CRL_STRUCTURE");
   });
 });
 

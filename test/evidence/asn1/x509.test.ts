@@ -221,7 +221,7 @@ describe("signatures over the parsed tbs verify (tbs extraction is byte-exact)",
         const issuer = chain.find((o) => hex(o.subject) === hex(c.issuer));
         assert.ok(issuer, `issuer of ${c.subjectText}`);
         assert.ok(verifies(c, issuer), `${c.subjectText} under ${issuer.subjectText}`);
-        assert.ok(verifies(c, ROOT()) === (issuer.subjectText.startsWith("CN=Intel SGX Root CA")));
+        assert.ok(verifies(c, ROOT()) === issuer.subjectText.startsWith("CN=Intel SGX Root CA"));
       }
     });
   }
@@ -257,10 +257,15 @@ describe("facts of the vector certificates", () => {
     }
     const ku = root.keyUsage!;
     assert.deepEqual(
-      Object.entries(ku).filter(([, v]) => v).map(([k]) => k),
+      Object.entries(ku)
+        .filter(([, v]) => v)
+        .map(([k]) => k),
       ["keyCertSign", "cRLSign"],
     );
-    const crit = root.extensions.filter((e) => e.critical).map((e) => e.oid).sort();
+    const crit = root.extensions
+      .filter((e) => e.critical)
+      .map((e) => e.oid)
+      .sort();
     assert.deepEqual(crit, ["2.5.29.15", "2.5.29.19"]);
   });
 
@@ -327,7 +332,10 @@ describe("parseCrl on the vector CRLs", () => {
       assert.ok(pckCa && root);
       const pck = parseCrl(bytes(`sgx/${s}/collateral/pck-crl.der`));
       const rootCrl = parseCrl(bytes(`sgx/${s}/collateral/root-ca-crl.der`));
-      for (const [crl, issuer] of [[pck, pckCa], [rootCrl, root]] as const) {
+      for (const [crl, issuer] of [
+        [pck, pckCa],
+        [rootCrl, root],
+      ] as const) {
         assert.equal(crl.version, 2);
         assert.deepEqual(crl.issuer, issuer.subject);
         assert.equal(crl.issuerText, issuer.subjectText);
@@ -418,11 +426,24 @@ describe("malformed certificates and CRLs throw DerError only", () => {
   it("truncated at every length", () => {
     for (const der of [leafDer, rootDer, pemBlocks(text("ratls/gramine-cert.pem"))[0]!]) {
       for (let n = 0; n < der.length; n++) {
-        assert.equal(parsesOrDerError(() => parseCertificate(der.subarray(0, n))), false, `length ${n}`);
-        assert.equal(parsesOrDerError(() => parseCertificate(der.slice(0, n))), false, `length ${n} (copy)`);
+        assert.equal(
+          parsesOrDerError(() => parseCertificate(der.subarray(0, n))),
+          false,
+          `length ${n}`,
+        );
+        assert.equal(
+          parsesOrDerError(() => parseCertificate(der.slice(0, n))),
+          false,
+          `length ${n} (copy)`,
+        );
       }
     }
-    for (let n = 0; n < crlDer.length; n++) assert.equal(parsesOrDerError(() => parseCrl(crlDer.subarray(0, n))), false, `CRL length ${n}`);
+    for (let n = 0; n < crlDer.length; n++)
+      assert.equal(
+        parsesOrDerError(() => parseCrl(crlDer.subarray(0, n))),
+        false,
+        `CRL length ${n}`,
+      );
     throwsDer(() => parseCertificate(leafDer.subarray(0, leafDer.length - 1)), "DER_TRUNCATED");
   });
 

@@ -108,7 +108,10 @@ describe("platform TCB level", () => {
 
   it("every Intel status parses; an unknown one is refused", () => {
     for (const s of TCB_STATUSES) assert.equal(parseTcbInfo(tcbInfoV3([{ svn: 1, pcesvn: 1, status: s }])).levels[0]!.status, s);
-    assert.throws(() => parseTcbInfo(tcbInfoV3([{ svn: 1, pcesvn: 1, status: "Fine" }])), (e) => e instanceof CollateralError && /unknown TCB status "Fine"/.test(e.message));
+    assert.throws(
+      () => parseTcbInfo(tcbInfoV3([{ svn: 1, pcesvn: 1, status: "Fine" }])),
+      (e) => e instanceof CollateralError && /unknown TCB status "Fine"/.test(e.message),
+    );
   });
 
   it("malformed TCB info names the field", () => {
@@ -158,17 +161,44 @@ describe("QE identity", () => {
   };
 
   it("levels by ISVSVN", () => {
-    assert.equal(status(() => {}), "UpToDate");
-    assert.equal(status((b) => (b[258] = 7)), "OutOfDate");
-    assert.match(status((b) => (b[258] = 3)), /revoked/);
-    assert.match(status((b) => (b[258] = 1)), /below every level/);
+    assert.equal(
+      status(() => {}),
+      "UpToDate",
+    );
+    assert.equal(
+      status((b) => (b[258] = 7)),
+      "OutOfDate",
+    );
+    assert.match(
+      status((b) => (b[258] = 3)),
+      /revoked/,
+    );
+    assert.match(
+      status((b) => (b[258] = 1)),
+      /below every level/,
+    );
   });
   it("MRSIGNER, ISVPRODID, masked ATTRIBUTES and MISCSELECT must match", () => {
-    assert.match(status((b) => (b[128] = b[128]! ^ 1)), /MRSIGNER/);
-    assert.match(status((b) => (b[256] = 2)), /ISVPRODID 2/);
-    assert.match(status((b) => (b[48] = b[48]! | 0x02)), /ATTRIBUTES/); // DEBUG bit is inside the mask
-    assert.equal(status((b) => (b[48] = b[48]! | 0x04)), "UpToDate"); // bit 2 is masked out (FB)
-    assert.match(status((b) => (b[16] = 1)), /MISCSELECT/);
+    assert.match(
+      status((b) => (b[128] = b[128]! ^ 1)),
+      /MRSIGNER/,
+    );
+    assert.match(
+      status((b) => (b[256] = 2)),
+      /ISVPRODID 2/,
+    );
+    assert.match(
+      status((b) => (b[48] = b[48]! | 0x02)),
+      /ATTRIBUTES/,
+    ); // DEBUG bit is inside the mask
+    assert.equal(
+      status((b) => (b[48] = b[48]! | 0x04)),
+      "UpToDate",
+    ); // bit 2 is masked out (FB)
+    assert.match(
+      status((b) => (b[16] = 1)),
+      /MISCSELECT/,
+    );
   });
   it("a TD_QE identity is not a QE identity", () => {
     const r = matchQeIdentity(identity, parseSgxReportBody(qeReport()), "TD_QE");
@@ -225,8 +255,7 @@ describe("TDX platform level and module", () => {
       }),
     );
   const tee = (bytes: number[]) => Uint8Array.from([...bytes, ...new Array(16 - bytes.length).fill(bytes[bytes.length - 1])]);
-  const td = (teeTcbSvn: Uint8Array, mrSignerSeam = new Uint8Array(48), seamAttributes = new Uint8Array(8)) =>
-    ({ teeTcbSvn, mrSignerSeam, seamAttributes }) as unknown as TdReportBody;
+  const td = (teeTcbSvn: Uint8Array, mrSignerSeam = new Uint8Array(48), seamAttributes = new Uint8Array(8)) => ({ teeTcbSvn, mrSignerSeam, seamAttributes }) as unknown as TdReportBody;
 
   it("with a module version above 0, TEE_TCB_SVN bytes 0–1 are skipped (the module identity judges them)", () => {
     const r = matchPlatformLevel(info(), pck(2, 13), tee([1, 1, 5]));

@@ -151,7 +151,7 @@ describe("verifyQuote on the TDX vectors", () => {
   // These two are genuine quotes with valid signatures and current collateral whose PCK TCB is
   // below every level of that collateral: Intel's algorithm has no status for them, and an
   // unsupported TCB is refused. @phala/dcap-qvl agrees ("No matching TCB level found").
-  it("tdx/phala-v5 (\"outdated\" at its source): signatures hold, no TCB level matches (PCK component 8 is 3, every level needs 5)", async () => {
+  it('tdx/phala-v5 ("outdated" at its source): signatures hold, no TCB level matches (PCK component 8 is 3, every level needs 5)', async () => {
     const v = await run("tdx/phala-v5/quote.bin");
     for (const name of SIGNED) assert.equal(check(v, name)?.ok, true, `${name}: ${check(v, name)?.detail}`);
     assert.equal(v.failed?.check, "tcb.status");
@@ -201,8 +201,9 @@ describe("path rules", () => {
     const certs = pckCertificates(parseQuote(vector("sgx/phala/quote.bin")));
     assert.ok(certs.ok);
     const at = chainTime("sgx/phala/quote.bin");
-    const leaf = findLeaf(certs.value);
-    assert.ok(typeof leaf !== "string");
+    const found = findLeaf(certs.value);
+    assert.ok(found.ok);
+    const leaf = found.value;
     assert.equal(validatePath(leaf, certs.value, [intelRoot()], at).ok, true);
     // Same certificate object with one extension marked critical (signature caches are keyed on
     // the bytes, which this does not change: the rule under test is the extension check).

@@ -5,7 +5,11 @@ import { CborError } from "../../../proxy/core/errors.js";
 import { h, hex } from "../../support/der.js";
 
 const refuses = (bytes: string, code: string) =>
-  assert.throws(() => decodeCbor(h(bytes)), (e: unknown) => e instanceof CborError && e.code === code, `${bytes} → ${code}`);
+  assert.throws(
+    () => decodeCbor(h(bytes)),
+    (e: unknown) => e instanceof CborError && e.code === code,
+    `${bytes} → ${code}`,
+  );
 
 describe("CBOR decoder", () => {
   it("decodes the RA-TLS shapes: tag 60000 over [bstr, bstr], a claims map, the pubkey-hash array", () => {
@@ -59,7 +63,10 @@ describe("CBOR encoder", () => {
     assert.equal(hex(encodeCbor(-1)), "20");
     assert.equal(hex(encodeCbor(new Uint8Array(32))).slice(0, 4), "5820");
     assert.equal(hex(encodeCbor({ tag: 60000, value: [] })), "d9ea6080");
-    const v = new Map<string, unknown>([["pubkey-hash", h("8201")], ["nonce", "x"]]);
+    const v = new Map<string, unknown>([
+      ["pubkey-hash", h("8201")],
+      ["nonce", "x"],
+    ]);
     assert.deepEqual(decodeCbor(encodeCbor(v as never)), v);
   });
 });

@@ -8,7 +8,8 @@ import { describe, it } from "node:test";
 import { pckCertificates } from "../../../proxy/evidence/dcap/quote-checks.js";
 import { pemBlocks } from "../../../proxy/evidence/asn1/pem.js";
 import { parseQuote } from "../../../proxy/evidence/dcap/quote.js";
-import { readRaTls } from "../../../proxy/evidence/ratls/read.js";
+import { checkBinding, claimedPubkeyHash, PUBKEY_HASH_SHA256, readRaTls } from "../../../proxy/evidence/ratls/read.js";
+import { encodeCbor, type CborValue } from "../../../proxy/evidence/ratls/cbor.js";
 import { verifyRaTlsCertificate, type RaTlsVerdict } from "../../../proxy/evidence/ratls/verify.js";
 import { parseCertificate } from "../../../proxy/evidence/asn1/x509.js";
 import { flipped } from "../../support/mutate.js";
@@ -55,7 +56,8 @@ describe("real RA-TLS certificates", () => {
       for (const name of ["cert.signature", "binding.pubkey-hash", "binding.report-data", "quote.signature", "qe.binding", "pck.chain", "qe.signature"]) {
         assert.equal(check(v, name)?.ok, true, name);
       }
-      assert.equal(v.binding?.spkiSha256, (v.binding?.claims["pubkey-hash"] as [number, string])[1]);
+      assert.ok(v.binding, "the binding was read");
+      assert.equal(v.binding.spkiSha256, (v.binding.claims["pubkey-hash"] as [number, string])[1]);
     });
   }
 
@@ -127,4 +129,45 @@ describe("altering a real certificate", () => {
       }
     });
   }
+});
+
+describe("the pubkey-hash claim", () => {
+  const d = der("ratls/gramine-cert.pem");
+  const ev = readRaTls(parseCertificate(d));
+  const claimsWith = (ph: CborValue | undefined): Map<CborValue, CborValue> => {
+    const m = new Map(ev.tagged!.claims);
+    if (ph === undefined) m.delete("pubkey-hash");
+    else m.set("pubkey-hash", ph);
+    return m;
+  };
+  const hashOf = (h: Uint8Array): Uint8Array => encodeCbor([PUBKEY_HASH_SHA256, h]);
+
+  it("is read as CBOR [1, 32-byte hash]: a 31-byte or a 33-byte hash is refused, even one that starts with the real hash", () => {
+    const good = claimedPubkeyHash(ev.tagged!.claims);
+    assert.ok(good.ok);
+    assert.deepEqual(good.value, ev.spkiSha256);
+    const short = ev.spkiSha256.subarray(0, 31);
+    const long = Uint8Array.from([...ev.spkiSha256, 0]);
+    for (const h of [short, long]) {
+      const r = claimedPubkeyHash(claimsWith(hashOf(h)));
+      assert.equal(r.ok, false, `${h.length} bytes accepted`);
+      assert.match(r.ok ? "" : r.reason, /32-byte hash/);
+      // The certificate's binding reads the claim the same way.
+      const binding = checkBinding({ ...ev, tagged: { ...ev.tagged!, claims: claimsWith(hashOf(h)) } }).find((b) => b.check === "binding.pubkey-hash");
+      assert.equal(binding?.ok, false);
+      assert.match(binding?.detail ?? "", /32-byte hash/);
+    }
+  });
+
+  it("names what is wrong: missing, not a byte string, not CBOR, another hash algorithm", () => {
+    const reason = (ph: CborValue | undefined): string => {
+      const r = claimedPubkeyHash(claimsWith(ph));
+      assert.equal(r.ok, false);
+      return r.ok ? "" : r.reason;
+    };
+    assert.match(reason(undefined), /claim is missing/);
+    assert.match(reason("text"), /must be a byte string/);
+    assert.match(reason(Uint8Array.of(0x9f)), /does not decode/);
+    assert.match(reason(encodeCbor([2, ev.spkiSha256])), /32-byte hash/);
+  });
 });

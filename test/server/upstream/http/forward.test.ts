@@ -129,18 +129,30 @@ describe("forwarder: headers", () => {
     const up = await startUpstream((req, res) => {
       req.resume();
       res.writeHead(418, [
-        "Set-Cookie", "a=1; Path=/; HttpOnly",
-        "Set-Cookie", "b=2; Secure",
-        "Content-Encoding", "gzip",
-        "Content-Type", "application/octet-stream",
-        "Mcp-Session-Id", "sess-from-upstream",
-        "Connection", "X-Hop-Res",
-        "X-Hop-Res", "must go",
-        "Keep-Alive", "timeout=77",
-        "Proxy-Authenticate", "Basic realm=x",
-        "Trailer", "X-Sum",
-        "Upgrade", "h2c",
-        "X-Kept", "yes",
+        "Set-Cookie",
+        "a=1; Path=/; HttpOnly",
+        "Set-Cookie",
+        "b=2; Secure",
+        "Content-Encoding",
+        "gzip",
+        "Content-Type",
+        "application/octet-stream",
+        "Mcp-Session-Id",
+        "sess-from-upstream",
+        "Connection",
+        "X-Hop-Res",
+        "X-Hop-Res",
+        "must go",
+        "Keep-Alive",
+        "timeout=77",
+        "Proxy-Authenticate",
+        "Basic realm=x",
+        "Trailer",
+        "X-Sum",
+        "Upgrade",
+        "h2c",
+        "X-Kept",
+        "yes",
       ]);
       res.end(gz);
     });
@@ -155,7 +167,11 @@ describe("forwarder: headers", () => {
       assert.ok(reply.body.equals(gz), "compressed body passed byte for byte");
       for (const gone of ["x-hop-res", "proxy-authenticate", "trailer", "upgrade"]) assert.equal(reply.headers[gone], undefined, gone);
       assert.ok(!String(reply.headers["keep-alive"] ?? "").includes("77"), "upstream Keep-Alive not relayed");
-      assert.ok(!String(reply.headers["connection"] ?? "").toLowerCase().includes("x-hop-res"));
+      assert.ok(
+        !String(reply.headers["connection"] ?? "")
+          .toLowerCase()
+          .includes("x-hop-res"),
+      );
     } finally {
       await front.close();
       await up.close();
@@ -362,7 +378,7 @@ describe("forwarder: request bodies", () => {
 
 describe("forwarder: streaming", () => {
   it("SSE: headers reach the client at once, events arrive one by one", async (t) => {
-    const up = await startUpstream((req, res) => {
+    const up = await startUpstream((_req, res) => {
       res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
       res.flushHeaders();
       let n = 0;
@@ -590,7 +606,43 @@ describe("forwarder: streaming", () => {
       await up.close();
     }
   });
+
+  it("close() resolves once the kept-alive upstream connections are closed; an upgrade afterwards is refused with 503", async () => {
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      res.end("ok");
+    });
+    const front = await startFront({ target: { kind: "http", host: LOOPBACK, port: up.port } });
+    const upstreamConnections = (): Promise<number> => new Promise((resolve, reject) => up.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+    try {
+      await Promise.all([1, 2, 3].map(() => request(front.port, { path: "/" })));
+      assert.ok((await upstreamConnections()) > 0);
+      await within(front.fwd.close(), 5000, "forwarder close");
+      await waitForConnections(upstreamConnections, 0);
+      const refused = await new Promise<string>((resolve, reject) => {
+        const s = net.connect(front.port, LOOPBACK, () => s.write("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"));
+        let text = "";
+        s.on("data", (d: Buffer) => (text += d.toString("latin1")));
+        s.on("close", () => resolve(text));
+        s.on("error", reject);
+      });
+      assert.match(refused, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
+      jsonRpcError(Buffer.from(refused.slice(refused.indexOf("\r\n\r\n") + 4), "latin1"));
+    } finally {
+      await front.close();
+      await up.close();
+    }
+  });
 });
+
+/** Waits (bounded) until the upstream holds `n` connections: their close reaches it a moment after ours. */
+async function waitForConnections(count: () => Promise<number>, n: number): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while ((await count()) !== n) {
+    if (Date.now() > deadline) throw new Error(`the upstream still holds ${await count()} connections, expected ${n}`);
+    await sleep(5);
+  }
+}
 
 describe("forwarder: upstream failures", () => {
   it("502 with a JSON-RPC body when nothing listens (TCP and UNIX socket)", async () => {
@@ -755,11 +807,7 @@ describe("forwarder: logging", () => {
     });
     const front = await startFront({ target: { kind: "http", host: LOOPBACK, port: up.port }, log: pino({ level: "debug" }, sink) });
     try {
-      const r = await request(
-        front.port,
-        { method: "POST", path: "/mcp?token=query-secret", headers: { Authorization: "Bearer auth-secret", Cookie: "sid=cookie-secret" } },
-        "request-body-secret",
-      );
+      const r = await request(front.port, { method: "POST", path: "/mcp?token=query-secret", headers: { Authorization: "Bearer auth-secret", Cookie: "sid=cookie-secret" } }, "request-body-secret");
       assert.equal(r.status, 200);
       await until(() => lines.length >= 1, 1000, "log line");
       await sleep(50);
@@ -821,7 +869,7 @@ describe("forwarder: real MCP server (server-everything, streamableHttp)", () =>
       "long-running operation",
     );
     const doneAt = performance.now() - t0;
-    assert.match(((long.content as { text?: string }[])[0]?.text ?? ""), /completed/i);
+    assert.match((long.content as { text?: string }[])[0]?.text ?? "", /completed/i);
     t.diagnostic(`progress at ${progressAt.map((x) => x.toFixed(0)).join(", ")} ms; result at ${doneAt.toFixed(0)} ms`);
     assert.ok(progressAt.length >= 3, `${progressAt.length} progress notifications`);
     assert.ok(doneAt - progressAt[0]! >= 1000, `first progress at ${progressAt[0]!.toFixed(0)} ms, result at ${doneAt.toFixed(0)} ms`);

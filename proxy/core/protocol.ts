@@ -1,0 +1,77 @@
+/**
+ * What both ends of the wire must agree on (DESIGN.md §4, §6): where fresh evidence is asked
+ * for, the TLS exporter label it is bound with, the claim keys, the evidence response's JSON
+ * fields, the freshness modes a policy names, and the headers that carry the listener's verdict
+ * on a client. The server and the client import this file and never each other.
+ */
+import type { Result } from "./result.js";
+
+/** Fresh evidence: GET ?nonce=HEX (claims pubkey-hash, nonce) or POST {"nonce": HEX} (adds tls-exporter). */
+export const ATTESTATION_PATH = "/.well-known/attestation";
+/** The query parameter (GET) and JSON member (POST) that carry the client's nonce, hex. */
+export const NONCE_PARAM = "nonce";
+/** RFC 8446 §7.5 / RFC 5705: exportKeyingMaterial(EXPORTER_BYTES, EXPORTER_LABEL, nonce). */
+export const EXPORTER_LABEL = "EXPORTER-attestable-mcp";
+export const EXPORTER_BYTES = 32;
+
+/** The claims map's keys (CBOR text strings). */
+export const CLAIM_PUBKEY_HASH = "pubkey-hash";
+export const CLAIM_NONCE = "nonce";
+export const CLAIM_TLS_EXPORTER = "tls-exporter";
+
+/**
+ * How a client establishes that evidence is fresh: bound to this connection's TLS exporter, to a
+ * nonce of its own only, or not at all (the certificate's own quote, as old as the certificate).
+ */
+export const FRESHNESS_MODES = ["exporter", "nonce", "certificate"] as const;
+export type FreshnessMode = (typeof FRESHNESS_MODES)[number];
+/** The modes that ask the server for fresh evidence. */
+export type FreshEvidenceMode = Exclude<FreshnessMode, "certificate">;
+
+/** The evidence response body: `quote` and `claims` base64, `certificate` PEM, `dev` informative only. */
+export interface EvidenceDocument {
+  quote: Uint8Array;
+  claims: Uint8Array;
+  /** The certificate the connection was served, PEM. */
+  certificate: string;
+  dev: boolean;
+}
+
+export function encodeEvidence(e: EvidenceDocument): string {
+  return JSON.stringify({
+    quote: Buffer.from(e.quote).toString("base64"),
+    claims: Buffer.from(e.claims).toString("base64"),
+    certificate: e.certificate,
+    dev: e.dev,
+  });
+}
+
+function base64(v: unknown): Uint8Array | null {
+  if (typeof v !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0) return null;
+  return new Uint8Array(Buffer.from(v, "base64"));
+}
+
+/** The body read strictly: a JSON object with base64 quote and claims and a certificate string. */
+export function decodeEvidence(text: string): Result<EvidenceDocument> {
+  let doc: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("not a JSON object");
+    doc = parsed as Record<string, unknown>;
+  } catch (e) {
+    return { ok: false, reason: `the body is not a JSON object (${(e as Error).message})` };
+  }
+  const quote = base64(doc.quote);
+  const claims = base64(doc.claims);
+  if (!quote || !claims || typeof doc.certificate !== "string") return { ok: false, reason: "the body needs quote (base64), claims (base64) and certificate (PEM)" };
+  return { ok: true, value: { quote, claims, certificate: doc.certificate, dev: doc.dev === true } };
+}
+
+/**
+ * The listener's verdict on a mutually attested client, as the upstream receives it. The
+ * forwarder strips every client-sent header with this prefix before adding its own.
+ */
+export const ATTESTED_CLIENT_HEADER_PREFIX = "X-Attested-Client-";
+export const VERDICT_HEADER = `${ATTESTED_CLIENT_HEADER_PREFIX}Verdict`;
+export const MRENCLAVE_HEADER = `${ATTESTED_CLIENT_HEADER_PREFIX}Mrenclave`;
+export const MRSIGNER_HEADER = `${ATTESTED_CLIENT_HEADER_PREFIX}Mrsigner`;

@@ -1,0 +1,185 @@
+/**
+ * One MCP session with its own child: the child, the HTTP side the child's messages go to
+ * (`Downstream`, set by the transport that opened the session), the routing between them, and the
+ * two timers that end it: idle (no request, no message, nothing awaited) and unresponsive (a
+ * request waits and the child sends nothing at all).
+ */
+import type { Logger } from "pino";
+import type { JSONRPCMessage, RequestId } from "@modelcontextprotocol/sdk/types.js";
+import type { ProxyHooks } from "../../hooks.js";
+import { Child, type ChildCommand, type ExitInfo } from "./child.js";
+import { Routing } from "./routing.js";
+
+/** Error code for requests that were pending when the child went away (SDK: ConnectionClosed). */
+const CHILD_GONE_CODE = -32000;
+
+export type SessionKind = "streamable" | "sse";
+export type EndReason = "delete" | "idle" | "unresponsive" | "child-exit" | "stream-closed" | "shutdown" | "not-initialized" | "transport-error";
+
+/** The HTTP side of a session: where messages from the child go. */
+export interface Downstream {
+  send(message: JSONRPCMessage, relatedRequestId?: RequestId): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What every session of one upstream shares. */
+export interface SessionContext {
+  command: ChildCommand;
+  /** A session without any request, relayed message or request awaiting its answer for this long ends. */
+  idleMs: number;
+  /** A child that sends nothing for this long while a request waits is taken as hung. */
+  requestIdleMs: number;
+  hooks: ProxyHooks;
+  log: Logger;
+}
+
+export class Session {
+  down: Downstream | undefined;
+  ended = false;
+  /** Open standalone GET streams (Streamable HTTP). */
+  getStreams = 0;
+  /** Open POST exchanges (Streamable HTTP): a client waiting on a request is not idle. */
+  busy = 0;
+  private readonly routing = new Routing();
+  private readonly child: Child;
+  private readonly log: Logger;
+  private lastActivity = Date.now();
+  private hangTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private endPromise: Promise<void> | undefined;
+
+  /** `onEnd` takes the session out of every table, synchronously, as it ends. */
+  constructor(
+    readonly id: string,
+    readonly kind: SessionKind,
+    private readonly ctx: SessionContext,
+    private readonly onEnd: (s: Session) => void,
+  ) {
+    this.log = ctx.log.child({ session: id });
+    this.child = new Child(ctx.command, this.log, {
+      message: (m) => this.fromChild(m),
+      exit: (info) => this.childExited(info),
+    });
+  }
+
+  /** Spawns the child; when it cannot start, the session is over (never begun) and this rejects. */
+  async start(): Promise<void> {
+    try {
+      await this.child.start();
+    } catch (err) {
+      this.ended = true;
+      this.onEnd(this);
+      throw err;
+    }
+    this.log.info({ pid: this.child.pid, kind: this.kind }, "stdio child started");
+    this.armIdle();
+  }
+
+  touch(): void {
+    this.lastActivity = Date.now();
+  }
+
+  /** A message from the HTTP client, to the child. */
+  fromClient(m: JSONRPCMessage): void {
+    this.touch();
+    if (this.routing.toChild(m)) this.armHang();
+    if (!this.child.send(m)) this.log.warn("stdio child: write failed");
+  }
+
+  /** A message from the child, to the HTTP client. */
+  private fromChild(m: JSONRPCMessage): void {
+    this.touch();
+    // On legacy SSE the one stream carries everything.
+    const related = this.routing.fromChild(m, this.kind === "sse" || this.getStreams > 0);
+    const down = this.down;
+    if (!down || this.ended) return;
+    down.send(m, related).catch((err: unknown) => {
+      this.log.debug({ err: err instanceof Error ? err.message : String(err) }, "message from child not deliverable");
+    });
+  }
+
+  private armIdle(): void {
+    const { idleMs } = this.ctx;
+    const wait = Math.min(2 ** 31 - 1, Math.max(1, this.lastActivity + idleMs - Date.now()));
+    this.idleTimer = setTimeout(() => {
+      if (this.ended) return;
+      // A request still being waited for (an open POST stream; on legacy SSE, any unanswered
+      // request, as the one stream is always open) keeps the session, however quiet.
+      if (this.busy > 0 || (this.kind === "sse" && this.routing.waiting > 0)) this.touch();
+      if (Date.now() - this.lastActivity >= idleMs) {
+        this.log.info("stdio session idle; ending");
+        void this.end("idle");
+      } else {
+        this.armIdle();
+      }
+    }, wait);
+    this.idleTimer.unref();
+  }
+
+  /**
+   * Without this a child that stops answering holds its clients' requests (and itself) until the
+   * session idles out, which a waiting request postpones forever.
+   */
+  private armHang(): void {
+    if (this.hangTimer || this.ended) return;
+    const { requestIdleMs } = this.ctx;
+    const rearm = (ms: number): void => {
+      this.hangTimer = setTimeout(check, ms);
+      this.hangTimer.unref();
+    };
+    const check = (): void => {
+      this.hangTimer = undefined;
+      if (this.ended || this.routing.waiting === 0) return;
+      if (this.routing.waitsOnClient) return rearm(requestIdleMs);
+      const quietFor = Date.now() - this.routing.quietSince;
+      if (quietFor < requestIdleMs) return rearm(requestIdleMs - quietFor);
+      this.ctx.hooks.upstreamError("timeout");
+      this.log.warn({ pid: this.child.pid, waiting: this.routing.waiting, quietMs: quietFor }, "stdio child sent nothing while requests waited; ending its session");
+      void this.end("unresponsive");
+    };
+    rearm(requestIdleMs);
+  }
+
+  private childExited(exit: ExitInfo): void {
+    const info = { pid: this.child.pid, code: exit.code, signal: exit.signal };
+    if (this.ended) {
+      this.log.info(info, "stdio child exited");
+    } else {
+      this.ctx.hooks.upstreamError("child-exit");
+      this.log.warn(info, "stdio child exited; ending its session");
+      void this.end("child-exit");
+    }
+  }
+
+  /** Ends the session: HTTP streams closed, pending requests answered with an error, child ended. */
+  end(reason: EndReason): Promise<void> {
+    if (this.endPromise) return this.endPromise;
+    // Synchronously out of every table: later requests for this session are answered 404.
+    this.ended = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.hangTimer) clearTimeout(this.hangTimer);
+    this.onEnd(this);
+    this.log.info({ reason }, "stdio session ended");
+    // Closing the transports below calls their onclose, which comes back here: already set.
+    this.endPromise = Promise.resolve().then(() => this.doEnd(reason));
+    return this.endPromise;
+  }
+
+  private async doEnd(reason: EndReason): Promise<void> {
+    const down = this.down;
+    if (down) {
+      // Requests still waiting get an answer instead of a stream that just ends.
+      const message =
+        reason === "child-exit"
+          ? "MCP server process exited"
+          : reason === "unresponsive"
+            ? `MCP server sent nothing for ${this.ctx.requestIdleMs} ms while a request waited; session ended`
+            : `MCP session ended (${reason})`;
+      for (const id of this.routing.drain()) {
+        await down.send({ jsonrpc: "2.0", id, error: { code: CHILD_GONE_CODE, message } }, id).catch(() => {});
+      }
+      await down.close().catch(() => {});
+    }
+    await this.child.stop();
+  }
+}
