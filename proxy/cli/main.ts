@@ -32,7 +32,8 @@ Commands:
       (the key is named), network error, or FILE not writable.
   bridge --remote URL --policy FILE (--stdio | --listen HOST:PORT)
       A local MCP endpoint that forwards to a remote RA-TLS proxy once its evidence satisfies the
-      policy. --stdio: an MCP stdio server (for desktop clients; logs go to stderr). --listen:
+      policy. --stdio: an MCP stdio server for desktop clients (logs go to stderr); each message
+      reaches the remote unchanged, in the MCP revision the client speaks. --listen:
       plain Streamable HTTP on a loopback address (port 0 picks one; the address is printed on
       stderr). Every new connection to the remote is verified, so a changed certificate is checked
       again. Exit 1 when the remote fails attestation (the failed check is named on stderr), 2 on

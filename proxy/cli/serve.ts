@@ -104,7 +104,16 @@ export async function serve(inputs: ConfigInputs): Promise<number> {
   if (config.workers > 1 && !isWorker()) return servePrimary(config, log);
   const provider = await openProvider(config, log);
   // Workers open no metrics listener: the primary serves their aggregate.
-  const running = await startServer(isWorker() ? { ...config, metrics: { listen: null } } : config, provider, log);
+  let running: Awaited<ReturnType<typeof startServer>>;
+  try {
+    running = await startServer(isWorker() ? { ...config, metrics: { listen: null } } : config, provider, log);
+  } catch (e) {
+    log.fatal({ err: (e as Error).message }, "could not start");
+    // startServer closes what it opened; anything else still holding the loop (a provider's
+    // handle, a pending log write) must not keep a proxy that does not serve alive.
+    setTimeout(() => process.exit(1), 2000).unref();
+    throw e;
+  }
   if (isWorker()) {
     const { AggregatorRegistry } = await import("prom-client");
     AggregatorRegistry.setRegistries([running.metrics.registry]);

@@ -39,6 +39,8 @@ export interface ConnectorOptions {
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+/** What a busy retry leaves of connectTimeoutMs for the answer that follows it. */
+const BUSY_MARGIN_MS = 1000;
 
 interface Target {
   hostname: string;
@@ -94,7 +96,7 @@ function openTls(t: Target, opts: ConnectorOptions): { socket: TLSSocket; ready:
 const NOT_ASKED = (mode: FreshnessResult["mode"], why: string): FreshnessResult => ({ mode, ok: false, detail: why, nonce: null, exporter: null });
 
 /** Appraise the peer of an open socket and check freshness on it. Never destroys the socket. */
-async function judge(socket: TLSSocket, t: Target, s: Shared): Promise<ConnectionVerdict> {
+async function judge(socket: TLSSocket, t: Target, s: Shared, deadline: number): Promise<ConnectionVerdict> {
   const { policy } = s.opts;
   const peer = socket.getPeerCertificate();
   const der = new Uint8Array(peer && "raw" in peer && peer.raw ? peer.raw : []);
@@ -115,14 +117,20 @@ async function judge(socket: TLSSocket, t: Target, s: Shared): Promise<Connectio
     );
   }
   // What the appraisal read from this certificate (or from the same bytes, when cached) is not read again.
-  const fresh = await freshness(socket, t.host, mode, {
-    peerCertDer: der,
-    ...(appraisal.binding ? { spkiSha256: fromHex(appraisal.binding.spkiSha256) } : {}),
-    certQuote: appraisal.quote,
-    certPlatform: appraisal.platform,
-    certDev: appraisal.dev,
-    trustRoots: policy.anchors,
-  });
+  const fresh = await freshness(
+    socket,
+    t.host,
+    mode,
+    {
+      peerCertDer: der,
+      ...(appraisal.binding ? { spkiSha256: fromHex(appraisal.binding.spkiSha256) } : {}),
+      certQuote: appraisal.quote,
+      certPlatform: appraisal.platform,
+      certDev: appraisal.dev,
+      trustRoots: policy.anchors,
+    },
+    deadline,
+  );
   return connectionVerdict(appraisal, fresh.result, fresh.checks, fingerprint, cached);
 }
 
@@ -138,7 +146,8 @@ async function attestedSocket(t: Target, s: Shared): Promise<{ socket: TLSSocket
   socket.on("error", onLost);
   const work = (async () => {
     await ready;
-    const verdict = await judge(socket, t, s);
+    // A busy server is waited out within the same bound, leaving room for the last answer.
+    const verdict = await judge(socket, t, s, Date.now() + bound - BUSY_MARGIN_MS);
     if (lost) throw lost;
     if (verdict.ok && socket.destroyed) throw new ConnectorError("CONNECTION_LOST", `${t.host} closed the connection while its evidence was being checked`);
     return { socket, verdict };
@@ -269,7 +278,8 @@ export async function verifyRemoteCertificate(url: string | URL, opts: Connector
 export function rejectionOf(err: unknown): AttestationRejectedError | null {
   const seen = new Set<unknown>();
   for (let e = err; e !== null && e !== undefined && !seen.has(e); e = (e as { cause?: unknown }).cause) {
-    if (e instanceof AttestationRejectedError) return e;
+    // A remote that stayed busy past the deadline failed no check: callers retry, never give up on it.
+    if (e instanceof AttestationRejectedError) return e.verdict.freshness.busy ? null : e;
     seen.add(e);
     if (e instanceof AggregateError) for (const inner of e.errors) if (rejectionOf(inner)) return rejectionOf(inner);
   }

@@ -34,6 +34,8 @@ export type FreshMode = FreshEvidenceMode;
 export interface EvidenceResponse {
   status: number;
   body: Buffer;
+  /** Retry-After in seconds, when the answer carried a valid one. */
+  retryAfter?: number;
 }
 
 /**
@@ -52,6 +54,7 @@ export function requestEvidence(socket: TLSSocket, hostHeader: string, mode: Fre
     let buf: Buffer = Buffer.alloc(0);
     let status = 0;
     let length = -1;
+    let retryAfter: number | undefined;
     let done = false;
     const finish = (err: Error | null, res?: EvidenceResponse): void => {
       if (done) return;
@@ -77,6 +80,7 @@ export function requestEvidence(socket: TLSSocket, hostHeader: string, mode: Fre
         const name = line.slice(0, i).trim().toLowerCase();
         const value = line.slice(i + 1).trim();
         if (name === "content-length") lengths.push(value);
+        else if (name === "retry-after" && /^\d{1,6}$/.test(value)) retryAfter = Number(value);
         else if (name === "transfer-encoding") return `Transfer-Encoding ${value}: the evidence must come with a Content-Length`;
         // A refusal (the server's own client attestation, a rate limit) closes the connection: read
         // its body so the verdict can say why. Evidence on a connection about to close is useless.
@@ -104,7 +108,7 @@ export function requestEvidence(socket: TLSSocket, hostHeader: string, mode: Fre
           buf = buf.subarray(end + 4);
         }
         if (buf.length > length) return finish(new ExchangeFailure(`${buf.length - length} bytes beyond the response's Content-Length ${length}`));
-        if (buf.length === length) return finish(null, { status, body: buf });
+        if (buf.length === length) return finish(null, retryAfter === undefined ? { status, body: buf } : { status, body: buf, retryAfter });
       }
     };
     socket.on("readable", onReadable);
@@ -258,19 +262,51 @@ export function freshInputs(socket: TLSSocket, mode: FreshMode): { nonce: Uint8A
   return { nonce, exporter };
 }
 
-/** Ask and judge, on one socket; a broken exchange is a failed `freshness.response`. */
-export async function freshness(socket: TLSSocket, hostHeader: string, mode: FreshMode, exp: Omit<FreshnessExpectation, "mode" | "nonce" | "exporter">): Promise<FreshnessOutcome> {
-  const { nonce, exporter } = freshInputs(socket, mode);
-  let res: EvidenceResponse;
-  try {
-    res = await requestEvidence(socket, hostHeader, mode, nonce);
-  } catch (e) {
-    if (!(e instanceof ExchangeFailure)) throw e;
-    const c = new CheckList();
-    c.fail("freshness.response", e.message);
-    return { checks: c.checks, result: { mode, ok: false, detail: `freshness.response: ${e.message}`, nonce: toHex(nonce), exporter: exporter ? toHex(exporter) : null } };
+/** A busy server (its share or cap of fresh quotes spent) is not a failed attestation (DESIGN.md §9). */
+export const BUSY_STATUSES: ReadonlySet<number> = new Set([429, 503]);
+/** Without a Retry-After, how long a busy answer is waited out; a little jitter keeps waiters apart. */
+const BUSY_WAIT_MS = 1000;
+const BUSY_JITTER_MS = 250;
+
+/** The wait before asking again after a busy answer. */
+export function busyWaitMs(res: EvidenceResponse, jitter = Math.random()): number {
+  return (res.retryAfter ?? BUSY_WAIT_MS / 1000) * 1000 + Math.floor(jitter * BUSY_JITTER_MS);
+}
+
+/**
+ * Ask and judge, on one socket; a broken exchange is a failed `freshness.response`. A busy answer
+ * (429 / 503) is asked again on the same connection after its Retry-After, with a fresh nonce,
+ * for as long as `deadline` (epoch ms) allows; past it, the busy answer is the verdict.
+ */
+export async function freshness(
+  socket: TLSSocket,
+  hostHeader: string,
+  mode: FreshMode,
+  exp: Omit<FreshnessExpectation, "mode" | "nonce" | "exporter">,
+  deadline = Number.POSITIVE_INFINITY,
+): Promise<FreshnessOutcome> {
+  for (;;) {
+    const { nonce, exporter } = freshInputs(socket, mode);
+    let res: EvidenceResponse;
+    try {
+      res = await requestEvidence(socket, hostHeader, mode, nonce);
+    } catch (e) {
+      if (!(e instanceof ExchangeFailure)) throw e;
+      const c = new CheckList();
+      c.fail("freshness.response", e.message);
+      return { checks: c.checks, result: { mode, ok: false, detail: `freshness.response: ${e.message}`, nonce: toHex(nonce), exporter: exporter ? toHex(exporter) : null } };
+    }
+    if (BUSY_STATUSES.has(res.status) && !socket.destroyed) {
+      const wait = busyWaitMs(res);
+      if (Date.now() + wait < deadline) {
+        await new Promise((r) => setTimeout(r, wait));
+        continue;
+      }
+    }
+    const out = await checkFreshEvidence(res, { ...exp, mode, nonce, exporter });
+    if (BUSY_STATUSES.has(res.status)) out.result.busy = true;
+    return out;
   }
-  return checkFreshEvidence(res, { ...exp, mode, nonce, exporter });
 }
 
 export { ExchangeFailure };

@@ -11,6 +11,8 @@ export interface FreshnessResult {
   nonce: string | null;
   /** This connection's TLS exporter value as computed on the client's end (hex; mode exporter). */
   exporter: string | null;
+  /** The server stayed busy (429 / 503) past the deadline: temporary, not a failed check of its evidence. */
+  busy?: true;
 }
 
 export interface ConnectionVerdict extends Appraisal {

@@ -1,8 +1,26 @@
 /**
  * Header rules every HTTP relay of the project obeys, the server's forwarder and the client's
- * bridge alike: which headers belong to one connection (hop-by-hop) and so are never passed on.
+ * bridge alike: which headers belong to one connection (hop-by-hop) and so are never passed on,
+ * and which carry the proxy's own word about a client and so are never taken from one.
  * Names are compared in lower case.
  */
+import { ATTESTED_CLIENT_HEADER_PREFIX, AUTHENTICATED_SUBJECT_HEADER } from "./protocol.js";
+
+const ATTESTED_PREFIX = ATTESTED_CLIENT_HEADER_PREFIX.toLowerCase();
+const SUBJECT = AUTHENTICATED_SUBJECT_HEADER.toLowerCase();
+
+/**
+ * Whether a client-sent header (its lower-case name) spells one of the proxy's verdict headers.
+ * `_` counts as `-`: CGI, WSGI and many frameworks fold both into one variable
+ * (HTTP_X_ATTESTED_CLIENT_VERDICT), so an underscore spelling would reach the upstream as ours.
+ */
+export function isReservedClientHeader(lower: string): boolean {
+  const c = lower.charCodeAt(0);
+  // Only names that start with x or X can match: most headers are rejected without a copy.
+  if (c !== 0x78) return false;
+  const name = lower.includes("_") ? lower.replace(/_/g, "-") : lower;
+  return name.startsWith(ATTESTED_PREFIX) || name === SUBJECT;
+}
 
 /** RFC 9110 §7.6.1 plus the usual non-standard ones; a relay keeps `upgrade` on upgrade requests only. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authorization", "proxy-authenticate"]);

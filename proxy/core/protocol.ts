@@ -75,3 +75,28 @@ export const ATTESTED_CLIENT_HEADER_PREFIX = "X-Attested-Client-";
 export const VERDICT_HEADER = `${ATTESTED_CLIENT_HEADER_PREFIX}Verdict`;
 export const MRENCLAVE_HEADER = `${ATTESTED_CLIENT_HEADER_PREFIX}Mrenclave`;
 export const MRSIGNER_HEADER = `${ATTESTED_CLIENT_HEADER_PREFIX}Mrsigner`;
+/** The caller's authenticated principal as the proxy tells the upstream (caller authentication, §10). */
+export const AUTHENTICATED_SUBJECT_HEADER = "X-Authenticated-Subject";
+
+/**
+ * MCP 2026-07-28 (the stateless revision) on Streamable HTTP: the revisions the proxy knows, the
+ * request headers that mirror the body, the per-request `_meta` keys and the protocol error
+ * codes. Revision names are ISO dates, so a string comparison orders them.
+ */
+export const FIRST_MODERN_REVISION = "2026-07-28";
+/** Modern revisions the proxy validates and relays; a request naming another one gets -32022. */
+export const MODERN_REVISIONS: readonly string[] = [FIRST_MODERN_REVISION];
+export const MCP_PROTOCOL_VERSION_HEADER = "mcp-protocol-version";
+export const MCP_METHOD_HEADER = "mcp-method";
+export const MCP_NAME_HEADER = "mcp-name";
+/** `Mcp-Param-{Name}` for a tool argument annotated `x-mcp-header: {Name}`. */
+export const MCP_PARAM_HEADER_PREFIX = "mcp-param-";
+export const META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion";
+export const META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo";
+export const META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities";
+export const META_LOG_LEVEL = "io.modelcontextprotocol/logLevel";
+export const META_SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId";
+/** HeaderMismatch: headers and body disagree, or a required header is missing or malformed. */
+export const HEADER_MISMATCH = -32020;
+/** UnsupportedProtocolVersion, with `data: {supported, requested}`. */
+export const UNSUPPORTED_PROTOCOL_VERSION = -32022;

@@ -12,6 +12,7 @@ export type CheckName =
   | "qe.binding"
   | "pck.chain"
   | "qe.signature"
+  | "qe.enclave"
   | "pck.revocation"
   | "collateral.source"
   | "collateral.format"

@@ -13,13 +13,25 @@ import { parse as parseYaml, parseDocument } from "yaml";
 import { ClientPolicyError, ConfigError, PolicyError } from "../core/errors.js";
 import { isLoopback, unbracket, valueParsers } from "../core/schema.js";
 import { loadPolicy, type Policy } from "../evidence/policy.js";
+import { normalHost, normalOrigin } from "./upstream/stdio/origin.js";
 
 export { ConfigError };
 
 export type Upstream =
   | { kind: "http"; host: string; port: number; url: string }
   | { kind: "unix"; path: string; url: string }
-  | { kind: "stdio"; command: string[]; env: Record<string, string>; cwd: string | null };
+  | {
+      kind: "stdio";
+      command: string[];
+      env: Record<string, string>;
+      cwd: string | null;
+      /** upstream.maxMessageSize, .allowedOrigins, .publicHosts (null: the listen address's names): see docs/configuration.md. */
+      maxMessageSize: number;
+      allowedOrigins: string[];
+      publicHosts: string[] | null;
+      /** Long-lived children shared by every MCP 2026-07-28 client. */
+      modernChildren: number;
+    };
 
 export interface Config {
   source: string;
@@ -35,16 +47,19 @@ export interface Config {
     sessionIdleMs: number;
     bodyLimit: number;
     idleTimeoutMs: number;
-    headersTimeoutMs: number;
+    /** upstream.headersTimeout; null (the default): no deadline on the response head, upstream.idleTimeout guards a hung upstream. */
+    headersTimeoutMs: number | null;
   };
-  attestationEndpoint: { quotesPerMinute: number };
+  /** Fresh quotes: the process's cap and each client's share (at most the cap). */
+  attestationEndpoint: { quotesPerMinute: number; quotesPerClientPerMinute: number };
   metrics: { listen: { host: string; port: number } | null };
   log: { level: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent" };
   shutdown: { drainMs: number };
   /** Processes serving the one port (node:cluster); 1 = a single process, no primary. */
   workers: number;
   /** Client-side bounds on the attested port, before anything is routed. */
-  limits: { handshakeTimeoutMs: number; headersTimeoutMs: number; maxHeaderSize: number };
+  /** maxHeaders: header lines (431 past it); maxConnections and each address's share of them. */
+  limits: { handshakeTimeoutMs: number; headersTimeoutMs: number; maxHeaderSize: number; maxHeaders: number; maxConnections: number; maxConnectionsPerClient: number };
   /** Mutual attestation; `policy` is loaded by loadConfig (null when mode is off). */
   clientAttestation: { mode: "off" | "optional" | "required"; policyFile: string | null; policySource: string; policy: Policy | null };
 }
@@ -62,14 +77,20 @@ const DEFAULTS = {
   "upstream.command": null,
   "upstream.env": {},
   "upstream.cwd": null,
+  "upstream.maxMessageSize": "64MiB",
+  "upstream.allowedOrigins": [],
+  "upstream.publicHosts": null,
+  "upstream.modernChildren": 1,
   "upstream.host": null,
   "upstream.allowPlaintextLoopback": false,
   "upstream.maxSessions": 32,
   "upstream.sessionIdle": "30m",
   "upstream.bodyLimit": "4MiB",
   "upstream.idleTimeout": "5m",
-  "upstream.headersTimeout": "30s",
-  "attestationEndpoint.quotesPerMinute": 60,
+  // A 2026-07-28 server sends its response head with the result: a head deadline would cut quiet calls.
+  "upstream.headersTimeout": null,
+  "attestationEndpoint.quotesPerMinute": 600,
+  "attestationEndpoint.quotesPerClientPerMinute": 60,
   "metrics.listen": "127.0.0.1:9464",
   "log.level": "info",
   "shutdown.drain": "10s",
@@ -77,6 +98,10 @@ const DEFAULTS = {
   "limits.handshakeTimeout": "30s",
   "limits.headersTimeout": "30s",
   "limits.maxHeaderSize": "16KiB",
+  "limits.maxHeaders": 100,
+  // sys.fds.limit (4096) with a margin: docs/operations.md#shares-and-caps. The share's null: half.
+  "limits.maxConnections": 1500,
+  "limits.maxConnectionsPerClient": null,
   "clientAttestation.mode": "off",
   "clientAttestation.policy": null,
 } as const satisfies Record<string, unknown>;
@@ -105,6 +130,9 @@ function flatten(obj: unknown, source: string, prefix: string, out: Raw): void {
     const key = prefix ? `${prefix}.${k}` : k;
     if ((KEYS as string[]).includes(key)) {
       out.set(key as Key, { value: v, source });
+    } else if (key === "metrics" && v === null) {
+      // `metrics: null` says "no metrics" as plainly as `metrics.listen: null` does.
+      out.set("metrics.listen", { value: null, source });
     } else if (KEYS.some((known) => known.startsWith(`${key}.`))) {
       flatten(v, source, key, out);
     } else {
@@ -118,6 +146,13 @@ function fail(key: string, source: string, reason: string): never {
 }
 
 const { duration, size, int, str, oneOf, bool, hostPort, url: parseUrl } = valueParsers(fail);
+
+/** A list of strings each of which `valid` accepts (null: refused, naming `what` it must be). */
+function listOf(key: string, v: unknown, source: string, valid: (s: string) => string | null, what: string): string[] {
+  if (!Array.isArray(v)) fail(key, source, `expected a list, got ${JSON.stringify(v)}`);
+  for (const x of v) if (typeof x !== "string" || valid(x) === null) fail(key, source, `${JSON.stringify(x)} is not ${what}`);
+  return v as string[];
+}
 
 /** Node's HTTP parser takes any positive size; below 1 KiB no real request fits, above 1 MiB is no limit. */
 function headerSize(v: unknown, source: string): number {
@@ -141,9 +176,21 @@ function upstreamOf(raw: Raw, get: (k: Key) => unknown, src: (k: Key) => string)
       fail("upstream.env", src("upstream.env"), "expected a mapping of strings");
     }
     const cwd = get("upstream.cwd");
-    return { kind: "stdio", command: command as string[], env: env as Record<string, string>, cwd: cwd === null ? null : str("upstream.cwd", cwd, src("upstream.cwd")) };
+    const hosts = get("upstream.publicHosts");
+    return {
+      kind: "stdio",
+      command: command as string[],
+      env: env as Record<string, string>,
+      cwd: cwd === null ? null : str("upstream.cwd", cwd, src("upstream.cwd")),
+      maxMessageSize: size("upstream.maxMessageSize", get("upstream.maxMessageSize"), src("upstream.maxMessageSize")),
+      allowedOrigins: listOf("upstream.allowedOrigins", get("upstream.allowedOrigins"), src("upstream.allowedOrigins"), normalOrigin, "an origin: scheme://host[:port], no path"),
+      publicHosts: hosts === null ? null : listOf("upstream.publicHosts", hosts, src("upstream.publicHosts"), normalHost, "a host name or address, no port"),
+      modernChildren: int("upstream.modernChildren", get("upstream.modernChildren"), src("upstream.modernChildren"), 1, 64),
+    };
   }
-  if (raw.has("upstream.env") || raw.has("upstream.cwd")) fail(raw.has("upstream.env") ? "upstream.env" : "upstream.cwd", src("upstream.url"), "only applies to upstream.command");
+  for (const k of ["upstream.env", "upstream.cwd", "upstream.maxMessageSize", "upstream.allowedOrigins", "upstream.publicHosts", "upstream.modernChildren"] as const) {
+    if (raw.has(k)) fail(k, src(k), "only applies to upstream.command");
+  }
   const u = str("upstream.url", url, src("upstream.url"));
   if (u.startsWith("unix:")) {
     const path = u.slice(5);
@@ -169,6 +216,22 @@ function clientAttestationOf(raw: Raw, get: (k: Key) => unknown, src: (k: Key) =
     fail("clientAttestation.mode", src("clientAttestation.policy"), "a client policy is set but the mode defaults to off: set optional or required (or off explicitly)");
   }
   return { mode, policyFile, policySource: src("clientAttestation.policy"), policy: null };
+}
+
+function attestationEndpointOf(get: (k: Key) => unknown, src: (k: Key) => string): Config["attestationEndpoint"] {
+  const cap = int("attestationEndpoint.quotesPerMinute", get("attestationEndpoint.quotesPerMinute"), src("attestationEndpoint.quotesPerMinute"), 1, 100_000);
+  const share = int("attestationEndpoint.quotesPerClientPerMinute", get("attestationEndpoint.quotesPerClientPerMinute"), src("attestationEndpoint.quotesPerClientPerMinute"), 1, 100_000);
+  // A share above the cap could never be spent: the cap is what it is then.
+  return { quotesPerMinute: cap, quotesPerClientPerMinute: Math.min(cap, share) };
+}
+
+function connectionLimitsOf(get: (k: Key) => unknown, src: (k: Key) => string): { maxConnections: number; maxConnectionsPerClient: number } {
+  const max = int("limits.maxConnections", get("limits.maxConnections"), src("limits.maxConnections"), 1, 1_000_000);
+  const per = get("limits.maxConnectionsPerClient");
+  if (per === null) return { maxConnections: max, maxConnectionsPerClient: Math.max(1, Math.ceil(max / 2)) };
+  const n = int("limits.maxConnectionsPerClient", per, src("limits.maxConnectionsPerClient"), 1, 1_000_000);
+  if (n > max) fail("limits.maxConnectionsPerClient", src("limits.maxConnectionsPerClient"), `${n} is above limits.maxConnections (${max}): a share is part of the cap`);
+  return { maxConnections: max, maxConnectionsPerClient: n };
 }
 
 function workersOf(up: Upstream, provider: string, v: unknown, source: string): number {
@@ -226,9 +289,9 @@ export function buildConfig(raw: Raw, source: string): Config {
       sessionIdleMs: duration("upstream.sessionIdle", get("upstream.sessionIdle"), src("upstream.sessionIdle")),
       bodyLimit: size("upstream.bodyLimit", get("upstream.bodyLimit"), src("upstream.bodyLimit")),
       idleTimeoutMs: duration("upstream.idleTimeout", get("upstream.idleTimeout"), src("upstream.idleTimeout")),
-      headersTimeoutMs: duration("upstream.headersTimeout", get("upstream.headersTimeout"), src("upstream.headersTimeout")),
+      headersTimeoutMs: get("upstream.headersTimeout") === null ? null : duration("upstream.headersTimeout", get("upstream.headersTimeout"), src("upstream.headersTimeout")),
     },
-    attestationEndpoint: { quotesPerMinute: int("attestationEndpoint.quotesPerMinute", get("attestationEndpoint.quotesPerMinute"), src("attestationEndpoint.quotesPerMinute"), 1, 100_000) },
+    attestationEndpoint: attestationEndpointOf(get, src),
     metrics: { listen: metricsListen === null ? null : hostPort("metrics.listen", metricsListen, src("metrics.listen")) },
     log: { level: oneOf("log.level", get("log.level"), src("log.level"), ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const) },
     shutdown: { drainMs: duration("shutdown.drain", get("shutdown.drain"), src("shutdown.drain")) },
@@ -237,6 +300,8 @@ export function buildConfig(raw: Raw, source: string): Config {
       handshakeTimeoutMs: duration("limits.handshakeTimeout", get("limits.handshakeTimeout"), src("limits.handshakeTimeout")),
       headersTimeoutMs: duration("limits.headersTimeout", get("limits.headersTimeout"), src("limits.headersTimeout")),
       maxHeaderSize: headerSize(get("limits.maxHeaderSize"), src("limits.maxHeaderSize")),
+      maxHeaders: int("limits.maxHeaders", get("limits.maxHeaders"), src("limits.maxHeaders"), 8, 1000),
+      ...connectionLimitsOf(get, src),
     },
     clientAttestation: clientAttestationOf(raw, get, src),
   };

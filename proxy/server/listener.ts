@@ -20,6 +20,9 @@ import { createMetrics, requestAccounting, startMetricsServer, type Metrics } fr
 import { accessLog } from "./access-log.js";
 import type { Upstream } from "./upstream/upstream.js";
 import { ATTESTATION_PATH, createAttestationEndpoint } from "./wellknown.js";
+import { admitConnections, refuseRequest, refuseUpgrade, requestHeadProblem } from "./admission.js";
+import { ConnectionShares, clientOfAddress } from "./shares.js";
+import { principalOf } from "./principal.js";
 
 export interface RunningServer {
   server: HttpsServer;
@@ -80,9 +83,12 @@ export async function startServer(config: Config, provider: AttestationProvider,
       env: up.env,
       ...(up.cwd ? { cwd: up.cwd } : {}),
       maxSessions: up.maxSessions,
+      modernChildren: up.modernChildren,
       sessionIdleMs: up.sessionIdleMs,
       requestIdleMs: up.idleTimeoutMs,
       bodyLimit: up.bodyLimit,
+      maxMessageSize: up.maxMessageSize,
+      origins: { allowedOrigins: up.allowedOrigins, publicHosts: up.publicHosts, listenHost: config.listen.host },
       log: log.child({ component: "stdio" }),
       hooks: metrics.hooks,
     });
@@ -102,6 +108,10 @@ export async function startServer(config: Config, provider: AttestationProvider,
   const attestation = createAttestationEndpoint({
     provider: instrumented(provider, metrics, "nonce"),
     quotesPerMinute: config.attestationEndpoint.quotesPerMinute,
+    quotesPerClientPerMinute: config.attestationEndpoint.quotesPerClientPerMinute,
+    // Under mutual attestation a trusted client is its certificate, wherever it connects from.
+    clientOf: (req) => (gate ? principalOf(req, gate) : null) ?? clientOfAddress(req.socket.remoteAddress),
+    onRefused: (scope) => metrics.shareRefusals.inc({ resource: "evidence", scope }),
     log,
   });
   const health = createHealth(identity, upstreamProbe(up));
@@ -135,6 +145,8 @@ export async function startServer(config: Config, provider: AttestationProvider,
     (req, res) => {
       accounting.onRequest(req, res);
       logRequest(req, res);
+      const problem = requestHeadProblem(req, config.limits.maxHeaders);
+      if (problem) return refuseRequest(res, problem);
       // Nothing is routed, not even /.well-known, before the client's verdict is in.
       if (gate) gate.hold(req, res, () => route(req, res));
       else route(req, res);
@@ -163,7 +175,14 @@ export async function startServer(config: Config, provider: AttestationProvider,
     metrics.handshakes.inc({ result: "failed" });
     log.debug({ err: err.message }, "TLS handshake failed");
   });
+  // One line more than allowed is kept, so that requestHeadProblem can tell "too many" (Node
+  // would otherwise drop the extra lines silently, at 2000 by default).
+  server.maxHeadersCount = config.limits.maxHeaders + 1;
+  const connectionShares = new ConnectionShares(config.limits.maxConnections, config.limits.maxConnectionsPerClient);
+  admitConnections(server, connectionShares, (scope) => metrics.shareRefusals.inc({ resource: "connection", scope }));
   server.on("upgrade", (req, socket, head) => {
+    const problem = requestHeadProblem(req, config.limits.maxHeaders);
+    if (problem) return refuseUpgrade(socket, problem);
     const path = (req.url ?? "/").split("?", 1)[0];
     const go = (): void => {
       if (path !== ATTESTATION_PATH && path !== "/healthz") upstream.upgrade(req, socket, head);
@@ -173,15 +192,26 @@ export async function startServer(config: Config, provider: AttestationProvider,
     else go();
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.listen.port, config.listen.host, () => {
-      server.off("error", reject);
-      resolve();
+  let metricsServer: HttpServer | null = null;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.listen.port, config.listen.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
-  });
+    if (config.metrics.listen) metricsServer = await startMetricsServer(metrics, config.metrics.listen.host, config.metrics.listen.port);
+  } catch (e) {
+    // Serving without a listener the config asked for (metrics included) would be silent
+    // half-health: every listener starts, or nothing stays open and the caller sees why.
+    identity.stop();
+    if (server.listening) server.close();
+    server.closeAllConnections();
+    await upstream.close();
+    throw e;
+  }
   const addr = server.address() as AddressInfo;
-  const metricsServer = config.metrics.listen ? await startMetricsServer(metrics, config.metrics.listen.host, config.metrics.listen.port) : null;
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>

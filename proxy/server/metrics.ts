@@ -1,6 +1,7 @@
 /**
  * Metrics (prom-client, names attestable_mcp_*) and their own listener, default 127.0.0.1:9464,
- * so that scraping never shares the attested port. Incrementing is cheap and synchronous; the
+ * so that scraping never shares the attested port. Node's process metrics keep their standard
+ * names (process_cpu_seconds_total, nodejs_heap_size_used_bytes, …), which dashboards expect. Incrementing is cheap and synchronous; the
  * registry is only serialised when /metrics is scraped.
  */
 import { createServer, ServerResponse, type IncomingMessage, type Server } from "node:http";
@@ -20,12 +21,14 @@ export interface Metrics {
   certificateExpiry: Gauge;
   rotations: Counter<"result">;
   clientAttestationFailures: Counter<"check">;
+  /** Requests and connections refused by a per-client share ("client") or a global cap ("global"). */
+  shareRefusals: Counter<"resource" | "scope">;
   hooks: ProxyHooks;
 }
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "attestable_mcp_process_" });
+  collectDefaultMetrics({ register: registry });
   const m = {
     registry,
     requests: new Counter({ name: "attestable_mcp_requests_total", help: "HTTP requests by method and status", labelNames: ["method", "status"] as const, registers: [registry] }),
@@ -49,6 +52,12 @@ export function createMetrics(): Metrics {
       name: "attestable_mcp_client_attestation_failures_total",
       help: "Client connections refused or admitted unattested, by failed check (absent: no certificate, required mode)",
       labelNames: ["check"] as const,
+      registers: [registry],
+    }),
+    shareRefusals: new Counter({
+      name: "attestable_mcp_share_refusals_total",
+      help: "Refused past a per-client share (scope client) or a global cap (scope global), by resource (evidence, connection)",
+      labelNames: ["resource", "scope"] as const,
       registers: [registry],
     }),
   };

@@ -7,8 +7,10 @@
  * POST {"nonce": HEX}: claims add "tls-exporter" = exportKeyingMaterial(32,
  *      "EXPORTER-attestable-mcp", nonce) of this connection, which only its two ends know: the
  *      evidence cannot be relayed to, or replayed on, another connection.
- * Quotes are rate-limited for the whole process (429 past the limit) and an identical request on
- * the same connection is answered from a per-connection cache.
+ * Quotes are budgeted per client before the process's cap (server/shares.ts): a client past its
+ * share gets 429, everyone past the cap 503, both with an honest Retry-After, so one client cannot
+ * spend another's evidence. An identical request on the same connection is answered from a
+ * per-connection cache and spends nothing.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
@@ -18,13 +20,21 @@ import { buildClaims, spkiOfCertificate, taggedReportData } from "../attest/buil
 import { derToPem } from "../attest/build/x509.js";
 import { quoteOver } from "../attest/identity.js";
 import { ATTESTATION_PATH, CLAIM_NONCE, CLAIM_TLS_EXPORTER, EXPORTER_BYTES, EXPORTER_LABEL, NONCE_PARAM, encodeEvidence } from "../core/protocol.js";
+import { RateShares, clientOfAddress } from "./shares.js";
 
 export { ATTESTATION_PATH, EXPORTER_LABEL };
 const MAX_BODY = 1024;
 
 export interface AttestationEndpointOptions {
   provider: AttestationProvider;
+  /** The process's cap (503 past it). */
   quotesPerMinute: number;
+  /** Each client's share (429 past it); default: the cap. */
+  quotesPerClientPerMinute?: number;
+  /** Who asks (default: the connection's address, an IPv6 one by its /64). */
+  clientOf?: (req: IncomingMessage) => string;
+  /** Called for each request refused by a share ("client") or the cap ("global"). */
+  onRefused?: (scope: "client" | "global") => void;
   log: Logger;
   /** Called around each fresh quote (metrics). */
   onQuote?: (seconds: number) => void;
@@ -41,27 +51,9 @@ function nonceFrom(hex: unknown): Uint8Array | string {
   return new Uint8Array(Buffer.from(hex, "hex"));
 }
 
-/** A token bucket: `perMinute` quotes, refilled continuously. */
-class RateLimit {
-  private tokens: number;
-  private last = Date.now();
-  constructor(private readonly perMinute: number) {
-    this.tokens = perMinute;
-  }
-  take(): number {
-    const now = Date.now();
-    this.tokens = Math.min(this.perMinute, this.tokens + ((now - this.last) / 60_000) * this.perMinute);
-    this.last = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil(((1 - this.tokens) * 60) / this.perMinute);
-  }
-}
-
 export function createAttestationEndpoint(opts: AttestationEndpointOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const limit = new RateLimit(opts.quotesPerMinute);
+  const shares = new RateShares(opts.quotesPerMinute, opts.quotesPerClientPerMinute ?? opts.quotesPerMinute);
+  const clientOf = opts.clientOf ?? ((req: IncomingMessage) => clientOfAddress(req.socket.remoteAddress));
   const cache = new WeakMap<object, Map<string, string>>();
 
   const answer = async (req: IncomingMessage, res: ServerResponse, nonce: Uint8Array, exporter: boolean): Promise<void> => {
@@ -79,9 +71,14 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
       res.end(seen);
       return;
     }
-    const wait = limit.take();
-    if (wait > 0) {
-      send(res, 429, { error: `fresh quotes are rate-limited to ${opts.quotesPerMinute} per minute` }, { "Retry-After": String(wait) });
+    const granted = shares.take(clientOf(req));
+    if (!granted.ok) {
+      opts.onRefused?.(granted.scope);
+      const error =
+        granted.scope === "client"
+          ? `fresh quotes are rate-limited to ${opts.quotesPerClientPerMinute ?? opts.quotesPerMinute} per minute per client, and this client's share is spent: retry after ${granted.retryAfter} s`
+          : `fresh quotes are rate-limited to ${opts.quotesPerMinute} per minute for all clients, and none is left: retry after ${granted.retryAfter} s`;
+      send(res, granted.status, { error }, { "Retry-After": String(granted.retryAfter) });
       return;
     }
     const certDer = new Uint8Array(raw);

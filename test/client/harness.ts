@@ -26,13 +26,13 @@ export interface Served {
   close(): Promise<void>;
 }
 
-export async function startDevServe(upstreamYaml: string): Promise<Served> {
+export async function startDevServe(upstreamYaml: string, endpointYaml = "{ quotesPerMinute: 10000 }"): Promise<Served> {
   const dir = tempDir("amcp-conn-");
   const devDir = join(dir, "dev");
   const file = join(dir, "serve.yaml");
   writeFileSync(
     file,
-    `listen: "127.0.0.1:0"\nattestation: { provider: dev, dev: { dir: "${devDir}" } }\nattestationEndpoint: { quotesPerMinute: 10000 }\nmetrics: { listen: null }\nlog: { level: silent }\nshutdown: { drain: 1s }\n${upstreamYaml}`,
+    `listen: "127.0.0.1:0"\nattestation: { provider: dev, dev: { dir: "${devDir}" } }\nattestationEndpoint: ${endpointYaml}\nmetrics: { listen: null }\nlog: { level: silent }\nshutdown: { drain: 1s }\n${upstreamYaml}`,
   );
   const config = await loadConfig({ file });
   const provider = await DevProvider.open({ dir: devDir, warn: () => {} });

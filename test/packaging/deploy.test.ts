@@ -245,7 +245,7 @@ describe("configs/k8s/ (the scale-out shape)", () => {
       assert.equal(typeof doc.kind, "string", `${file}: kind`);
       assert.equal(typeof doc.metadata?.name, "string", `${file}: metadata.name`);
     }
-    assert.deepEqual([...new Set(k8s.map((d) => d.doc.kind))].sort(), ["Deployment", "PodDisruptionBudget", "Service"]);
+    assert.deepEqual([...new Set(k8s.map((d) => d.doc.kind))].sort(), ["Deployment", "NetworkPolicy", "PodDisruptionBudget", "Service"]);
   });
 
   it("Deployment: 2 replicas of the GSC image, its argv and config left to the image", () => {

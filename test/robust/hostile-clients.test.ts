@@ -209,12 +209,16 @@ describe("the limits are configuration", () => {
       ["upstream.url", '"http://127.0.0.1:1"'],
     ];
     const c = await loadConfig({ sets: [...base, ["limits.headersTimeout", "2s"], ["limits.handshakeTimeout", "500ms"], ["limits.maxHeaderSize", "8KiB"]] });
-    assert.deepEqual(c.limits, { headersTimeoutMs: 2000, handshakeTimeoutMs: 500, maxHeaderSize: 8192 });
+    // The connection share defaults to half the cap.
+    assert.deepEqual(c.limits, { headersTimeoutMs: 2000, handshakeTimeoutMs: 500, maxHeaderSize: 8192, maxHeaders: 100, maxConnections: 1500, maxConnectionsPerClient: 750 });
     for (const [key, value] of [
       ["limits.maxHeaderSize", "512"],
       ["limits.maxHeaderSize", "2MiB"],
       ["limits.headersTimeout", "soon"],
       ["limits.handshakeTimeout", "0s"],
+      ["limits.maxHeaders", "0"],
+      ["limits.maxConnections", "0"],
+      ["limits.maxConnectionsPerClient", "2000"],
     ] as const) {
       await assert.rejects(loadConfig({ sets: [...base, [key, value]] }), (e: Error & { code?: string }) => e.code === "CONFIG_INVALID" && e.message.includes(key), `${key}=${value}`);
     }

@@ -14,6 +14,7 @@ import { join, relative } from "node:path";
 import { concatBytes } from "../../core/bytes.js";
 import { InputError } from "../../core/errors.js";
 import { HEADER_BYTES, SGX_REPORT_BYTES } from "../../evidence/dcap/quote.js";
+import { DEV_QE_IDENTITY } from "../../evidence/dcap/qe-known.js";
 import { DEFAULT_DEV_DIR, DEV_PLATFORM, openDevPki, type DevPki } from "./pki.js";
 import { checkReportData, type AttestationProvider } from "../provider.js";
 
@@ -21,8 +22,9 @@ import { checkReportData, type AttestationProvider } from "../provider.js";
 const QE_VENDOR_ID = Uint8Array.from(Buffer.from("939a7233f79c4ca9940a0db3957f0607", "hex"));
 /** The dev quoting enclave's identity (matched by dev QE identity collateral). */
 export const DEV_QE = {
-  mrsigner: new Uint8Array(createHash("sha256").update("attestable-mcp dev quoting enclave").digest()),
-  isvProdId: 1,
+  /** What the verifier expects of a quote under a dev root (evidence/dcap/qe-known.ts). */
+  mrsigner: DEV_QE_IDENTITY.mrsigner,
+  isvProdId: DEV_QE_IDENTITY.isvProdId,
   isvSvn: 8,
   /** FLAGS INIT | MODE64BIT | PROVISIONKEY, XFRM x87 | SSE. */
   attributes: Uint8Array.from(Buffer.from("15000000000000000300000000000000", "hex")),

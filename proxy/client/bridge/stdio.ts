@@ -2,18 +2,18 @@
  * `attestable-mcp bridge`: a local MCP endpoint for clients that cannot check attestation
  * themselves. The remote is verified before anything is forwarded; every later connection goes
  * through the attested agent, so a changed certificate is verified again, and a rejection ends the
- * bridge (exit 1) with the failed check on stderr. `--stdio` relays at the transport level (no
- * protocol objects, messages unchanged both ways); `--listen` (bridge-http.ts) is a plain HTTP
- * forwarder on loopback.
+ * bridge (exit 1) with the failed check on stderr. `--stdio` relays each message of whatever MCP
+ * era the desktop client speaks, unchanged, one HTTP exchange per message (relay.ts); `--listen`
+ * (listen.ts) is a plain HTTP forwarder on loopback.
  */
 import type { Readable, Writable } from "node:stream";
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { isJSONRPCErrorResponse, isJSONRPCRequest, isJSONRPCResultResponse, type JSONRPCMessage, type RequestId } from "@modelcontextprotocol/sdk/types.js";
+import { StringDecoder } from "node:string_decoder";
 import { BridgeError } from "../../core/errors.js";
 import { isLoopback } from "../../core/schema.js";
 import type { Policy } from "../../evidence/policy.js";
 import { attestedFetch, rejectionOf, verifyRemote, type ConnectionVerdict } from "../connector.js";
+import { LineSplitter } from "./frames.js";
+import { errorText, HttpRelay } from "./relay.js";
 
 /** Its codes (REMOTE_INVALID, LISTEN_INVALID, LISTEN_NOT_LOOPBACK, REMOTE_UNREACHABLE) all exit 2. */
 export { BridgeError };
@@ -81,15 +81,7 @@ export async function checkRemote(o: BridgeCommon): Promise<ConnectionVerdict> {
   }
 }
 
-export function errorText(e: unknown): string {
-  const parts: string[] = [];
-  let cur: unknown = e;
-  // fetch wraps the real reason ("ECONNREFUSED", a TLS alert) in `cause`.
-  for (let i = 0; cur instanceof Error && i < 5; i++, cur = cur.cause) {
-    if (!parts.includes(cur.message)) parts.push(cur.message);
-  }
-  return parts.length ? parts.join(": ") : String(e);
-}
+export { errorText };
 
 /** Logs each certificate the agent accepts once, and reports the first rejection. */
 export function verdictWatcher(log: Log, first: ConnectionVerdict, onReject: (v: ConnectionVerdict) => void): (v: ConnectionVerdict) => void {
@@ -125,9 +117,6 @@ export interface StdioBridgeOptions extends BridgeCommon {
   signals?: boolean;
 }
 
-/** JSON-RPC "server error" range, used for answers the bridge itself gives. */
-const BRIDGE_ERROR = -32000;
-
 /**
  * The stdio bridge. Resolves with the exit code: 0 when stdin closes or on a signal, 1 when the
  * remote fails attestation (at start or later).
@@ -146,96 +135,56 @@ export async function runStdioBridge(o: StdioBridgeOptions): Promise<number> {
   const finished = new Promise<number>((r) => (finish = r));
   let state: "running" | "closing" = "running";
 
-  /** Requests from the local client the remote has not answered yet: id → method. */
-  const pending = new Map<RequestId, string>();
-  const initializeIds = new Set<RequestId>();
-  const local = new StdioServerTransport(stdin, stdout);
-
-  const answerError = (id: RequestId, message: string): void => {
-    if (!pending.delete(id)) return;
-    void local.send({ jsonrpc: "2.0", id, error: { code: BRIDGE_ERROR, message } }).catch(() => {});
-  };
-
   const reject = (v: ConnectionVerdict): void => {
     if (state !== "running") return;
     const why = describeRejection(v);
     o.log(`the remote failed attestation, closing the bridge: ${why}`);
     // The desktop client learns why its calls end rather than waiting for a timeout.
-    for (const id of [...pending.keys()]) answerError(id, `attestable-mcp bridge: the remote failed attestation (${why})`);
+    relay.failAll(`attestable-mcp bridge: the remote failed attestation (${why})`);
     void shutdown(1, false);
   };
 
   const af = attestedFetch({ policy: o.policy, onVerdict: verdictWatcher(o.log, first, reject), ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}) });
-  const remote = new StreamableHTTPClientTransport(new URL(o.remote.href), { fetch: af });
+  const relay = new HttpRelay({
+    url: new URL(o.remote.href),
+    fetch: af,
+    write: (line) => {
+      if (state === "running") stdout.write(`${line}\n`);
+    },
+    log: o.log,
+    onRejected: reject,
+  });
 
-  const shutdown = async (code: number, endSession: boolean): Promise<void> => {
+  const shutdown = async (exitCode: number, endSession: boolean): Promise<void> => {
     if (state !== "running") return;
     state = "closing";
+    stdin.off("data", onData);
     stdin.off("end", onStdinEnd);
     stdin.off("close", onStdinEnd);
     stdout.off("error", onStdoutError);
     // A session the bridge opened is the bridge's to end; a rejected remote gets nothing more.
-    if (endSession && remote.sessionId)
+    if (endSession)
       await bounded(
-        remote.terminateSession().catch(() => {}),
+        relay.endSession().catch((e: unknown) => o.log(`ending the remote session: ${errorText(e)}`)),
         CLOSE_BOUND_MS,
       );
-    await remote.close().catch(() => {});
-    await local.close().catch(() => {});
+    relay.close();
+    stdin.pause();
     await bounded(
       af.close().catch(() => {}),
       CLOSE_BOUND_MS,
     );
-    finish(code);
+    finish(exitCode);
   };
 
-  // initialize must have its answer (and with it the session id) before anything else is sent.
-  let gate: Promise<unknown> = Promise.resolve();
-  const forward = async (m: JSONRPCMessage): Promise<void> => {
-    if (state !== "running") return;
-    if (isJSONRPCRequest(m)) {
-      pending.set(m.id, m.method);
-      if (m.method === "initialize") initializeIds.add(m.id);
-    }
-    let sent: Promise<void>;
-    if (isJSONRPCRequest(m) && m.method === "initialize") {
-      sent = gate.then(() => remote.send(m));
-      gate = sent.catch(() => {});
-    } else {
-      sent = gate.then(() => remote.send(m));
-    }
-    try {
-      await sent;
-    } catch (e) {
-      const r = rejectionOf(e);
-      if (r) return reject(r.verdict);
-      if (state !== "running") return;
-      const what = isJSONRPCRequest(m) ? `${m.method} (id ${String(m.id)})` : "method" in m ? m.method : "a response";
-      o.log(`forwarding ${what} failed: ${errorText(e)}`);
-      if (isJSONRPCRequest(m)) answerError(m.id, `attestable-mcp bridge: the remote did not take the request: ${errorText(e)}`);
-    }
-  };
-
-  local.onmessage = (m) => void forward(m);
-  local.onerror = (e) => o.log(`stdin: ${errorText(e)}`);
-  remote.onmessage = (m) => {
-    if (isJSONRPCResultResponse(m) || isJSONRPCErrorResponse(m)) {
-      if (m.id !== undefined) pending.delete(m.id);
-      // The transport is driven without the SDK Client, which would do this itself.
-      if (isJSONRPCResultResponse(m) && initializeIds.delete(m.id)) {
-        const v = (m.result as { protocolVersion?: unknown }).protocolVersion;
-        if (typeof v === "string") remote.setProtocolVersion(v);
-      }
-    }
-    void local.send(m).catch(() => {});
-  };
-  remote.onerror = (e) => {
-    const r = rejectionOf(e);
-    if (r) return reject(r.verdict);
-    if (state === "running" && !(e instanceof Error && e.name === "AbortError")) o.log(`remote: ${errorText(e)}`);
-  };
-
+  const lines = new LineSplitter((line) => {
+    if (state === "running" && line.trim() !== "") relay.send(line);
+  }, false);
+  const decoder = new StringDecoder("utf8");
+  const onData = (chunk: Buffer | string): void => lines.push(typeof chunk === "string" ? chunk : decoder.write(chunk));
   const onStdinEnd = (): void => {
+    const rest = decoder.end() + lines.rest();
+    if (state === "running" && rest.trim() !== "") relay.send(rest);
     o.log("stdin closed: ending the remote session");
     void shutdown(0, true);
   };
@@ -243,6 +192,7 @@ export async function runStdioBridge(o: StdioBridgeOptions): Promise<number> {
     o.log(`stdout: ${e.message}: ending the remote session`);
     void shutdown(0, true);
   };
+  stdin.on("data", onData);
   stdin.once("end", onStdinEnd);
   stdin.once("close", onStdinEnd);
   stdout.on("error", onStdoutError);
@@ -253,9 +203,7 @@ export async function runStdioBridge(o: StdioBridgeOptions): Promise<number> {
       })
     : () => {};
 
-  await remote.start();
-  await local.start();
-  const code = await finished;
+  const exit = await finished;
   offSignals();
-  return code;
+  return exit;
 }

@@ -13,6 +13,7 @@ import { CollateralError, InputError } from "../../core/errors.js";
 import { parsePckExtension, type PckExtension } from "../asn1/sgx-extension.js";
 import { isDebug, isTdDebug, readQuote, type Quote } from "./quote.js";
 import { intelRoot, trustAnchors, type TrustAnchor, type TrustRoot } from "./roots.js";
+import { checkQeEnclave, expectedQe } from "./qe-known.js";
 import { convergeTcbStatus, matchPlatformLevel, matchQeIdentity, matchTdxModule, mergeAdvisories } from "./tcb.js";
 import { CheckList, type PlatformFields, type QuoteFields, type TcbFields, type TcbStatus, type Verdict } from "../verdict.js";
 
@@ -210,6 +211,7 @@ export async function judgeQuote(parsed: Result<Quote>, j: Judging, pckChain?: P
     const { certs } = pcks;
     c.fail("pck.chain", certs.code ? `${certs.code}: ${certs.reason}` : certs.reason);
     c.fail("qe.signature", "not checked: no PCK certificate");
+    c.fail("qe.enclave", "not checked: no PCK certificate, so no root to say which QE is expected");
   } else if (pcks.chain.ok) {
     path = pcks.chain.value;
     try {
@@ -220,9 +222,13 @@ export async function judgeQuote(parsed: Result<Quote>, j: Judging, pckChain?: P
     }
     const qs = checkQeSignature(quote, path.path[0]!);
     c.record("qe.signature", qs.ok, qs.ok ? qs.value : qs.reason);
+    // With or without collateral: the QE the root vouches for, not any enclave the PCK key signed for.
+    const qe = checkQeEnclave(quote.signatureData.qeReport, expectedQe(path.anchor.intel, quote.teeType));
+    c.record("qe.enclave", qe.ok, qe.ok ? qe.value : qe.reason);
   } else {
     c.fail("pck.chain", pcks.chain.reason);
     c.fail("qe.signature", "not checked: PCK chain is not trusted");
+    c.fail("qe.enclave", "not checked: PCK chain is not trusted");
   }
   const dev = path !== null && !path.anchor.intel;
   const platform = pck ? platformFields(pck) : null;

@@ -3,9 +3,13 @@
  * limit, the answer streamed down with backpressure, two timers, one retry, and every way it can
  * end mapped to a status and an outcome.
  *
- * Timers: the upstream must send response headers within `headersTimeoutMs` of the end of the
- * request body (→ 504); no byte either way for `idleTimeoutMs` ends the exchange (→ 504 or 408
- * before the response head, a destroyed response after it). Neither caps a stream's life.
+ * Timers: no byte either way for `idleTimeoutMs` ends the exchange (→ 504 or 408 before the
+ * response head, a destroyed response after it); bytes from the upstream (a 1xx, the head, the
+ * body) and from the client refresh it, so an upstream that never answers is cut at
+ * `idleTimeoutMs` after the request was sent. `headersTimeoutMs`, only when configured, also
+ * bounds the wait for the head from the end of the request body (→ 504): by default there is
+ * none, because a 2026-07-28 server sends its head with the result of a call that may be quiet
+ * for minutes. Neither caps a stream's life.
  * When the client leaves, the upstream exchange is destroyed at once (so the upstream sees its
  * stream end and a reconnecting MCP client gets no 409); when the upstream dies mid-response, the
  * client's response is destroyed too (never a truncated body that looks complete).
@@ -28,7 +32,7 @@ export interface ExchangeContext {
   readonly rules: HeaderRules;
   readonly describe: string;
   readonly bodyLimit: number;
-  readonly headersTimeoutMs: number;
+  readonly headersTimeoutMs: number | null;
   readonly idleTimeoutMs: number;
   readonly log: Logger;
   readonly hooks: ProxyHooks;
@@ -179,7 +183,7 @@ class Exchange {
 
   startHeadersTimer(): void {
     this.requestDone = true;
-    if (this.responding || this.settled) return;
+    if (this.responding || this.settled || this.ctx.headersTimeoutMs === null) return;
     this.headersTimer = setTimeout(headersTimedOut, this.ctx.headersTimeoutMs, this);
     this.headersTimer.unref();
   }
@@ -247,7 +251,7 @@ function headersTimedOut(x: Exchange): void {
   x.outcome = "timeout";
   x.ctx.hooks.upstreamError("timeout");
   x.tearDownUpstream();
-  sendError(x.res, 504, headersTimeoutMessage(x.ctx.describe, x.ctx.headersTimeoutMs));
+  sendError(x.res, 504, headersTimeoutMessage(x.ctx.describe, x.ctx.headersTimeoutMs ?? 0));
 }
 
 function idleTimedOut(x: Exchange): void {
@@ -292,10 +296,12 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
     const { x } = this;
+    if (!this.current()) return false;
+    // The upstream is alive: a head (an interim one too) is bytes from it, as a body chunk is.
+    x.idle.refresh();
     // 1xx: the final answer follows on the same exchange.
     if (status < 200) return true;
     clearTimeout(x.headersTimer);
-    if (!this.current()) return false;
     x.responding = true;
     this.resume = resume;
     const out = responseHeaders(raw, x);
@@ -333,6 +339,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     const { x } = this;
     if (x.settled) return;
     this.slot.served++;
+    // The connection is the pool's again (another exchange may take it at once): a client that
+    // leaves before this answer is flushed must not tear it down.
+    x.slot = undefined;
     x.ctx.pool.release(this.slot);
     x.res.end();
   }

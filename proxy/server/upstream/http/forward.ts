@@ -26,8 +26,12 @@ export interface ForwardOptions {
   hostHeader?: string | null;
   /** Request body bytes, default 4 MiB: beyond → 413 (JSON-RPC error body), nothing forwarded past the limit. */
   bodyLimit?: number;
-  /** The upstream must answer with headers within this (default 30 s) after the request was sent → 504. */
-  headersTimeoutMs?: number;
+  /**
+   * When set, the upstream must answer with headers within this after the request was sent → 504.
+   * Default none: a 2026-07-28 server sends its head with the result, so a quiet call has no head
+   * for as long as it runs; `idleTimeoutMs` still ends an exchange on which nothing moves.
+   */
+  headersTimeoutMs?: number | null;
   /** No byte either way on an exchange or stream for this long → close it (default 5 min). Never a cap on a stream's life. */
   idleTimeoutMs?: number;
   log: Logger;
@@ -40,7 +44,6 @@ export interface ForwardOptions {
 export type Forwarder = Upstream;
 
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
-export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
 
 export function createForwarder(opts: ForwardOptions): Forwarder {
@@ -53,7 +56,7 @@ export function createForwarder(opts: ForwardOptions): Forwarder {
     rules: { hostHeader: opts.hostHeader, defaultHost: authorityOf(target), attestedHeaders: opts.attestedHeaders },
     describe: describeTarget(target),
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
-    headersTimeoutMs: opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
+    headersTimeoutMs: opts.headersTimeoutMs ?? null,
     idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     log: opts.log,
     hooks: opts.hooks ?? noHooks,

@@ -6,7 +6,7 @@
  */
 import http from "node:http";
 import type { IncomingMessage } from "node:http";
-import { NO_TOKENS, addConnectionTokens, connectionTokens, isHopByHop } from "../../../core/http.js";
+import { NO_TOKENS, addConnectionTokens, connectionTokens, isHopByHop, isReservedClientHeader } from "../../../core/http.js";
 
 export type Headers = string[];
 
@@ -25,9 +25,12 @@ export function isForwardingHeader(lower: string): boolean {
   return lower.startsWith("x-forwarded-") || lower === "forwarded";
 }
 
-/** The listener adds its own verdict; a client-sent one would be a forgery the upstream trusts. */
+/**
+ * The listener adds its own verdict; a client-sent one would be a forgery the upstream trusts,
+ * in any spelling (`X_Attested_Client_Verdict` included: core/http.ts).
+ */
 export function isAttestedClientHeader(lower: string): boolean {
-  return lower.startsWith("x-attested-client-");
+  return isReservedClientHeader(lower);
 }
 
 /** The listener's HTTP server already answered 100-continue. */
@@ -57,13 +60,14 @@ export function appendAttested(out: Headers, req: IncomingMessage, attested: Hea
 
 /**
  * The headers sent upstream, from the client's raw headers: Host first (the rules' own, the
- * client's, or the target's), then what passes every rule in the client's order, then ours.
+ * client's, or the target's), then ours, then what passes every rule in the client's order.
+ * Ours lead so that no count or size of client headers can push them past an upstream's limit
+ * (the listener also caps the count: limits.maxHeaders).
  */
 export function requestHeaders(req: IncomingMessage, isUpgrade: boolean, rules: HeaderRules): Headers {
   const raw = req.rawHeaders;
   const named = connectionTokens(raw);
-  // Host is filled in once the client's is known: it leads, as a client's Host does.
-  const out: Headers = ["Host", ""];
+  const client: Headers = [];
   let clientHost: string | undefined;
   let upgrade: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -76,14 +80,15 @@ export function requestHeaders(req: IncomingMessage, isUpgrade: boolean, rules: 
     }
     if (lower === "upgrade") upgrade ??= value;
     if (isHopByHop(lower, named) || isForwardingHeader(lower) || isAttestedClientHeader(lower) || isExpect(lower)) continue;
-    out.push(name, value);
+    client.push(name, value);
   }
-  out[1] = rules.hostHeader || clientHost || rules.defaultHost;
+  const out: Headers = ["Host", rules.hostHeader || clientHost || rules.defaultHost];
+  appendAttested(out, req, rules.attestedHeaders);
+  appendForwarded(out, req, clientHost);
+  for (let i = 0; i < client.length; i++) out.push(client[i]!);
   // The client's framing is not ours to pass on (undici re-chunks a body without Content-Length);
   // an upgrade names its protocol again, since Connection and Upgrade are hop-by-hop.
   if (isUpgrade && upgrade !== undefined) out.push("Connection", "Upgrade", "Upgrade", upgrade);
-  appendForwarded(out, req, clientHost);
-  appendAttested(out, req, rules.attestedHeaders);
   return out;
 }
 

@@ -1,7 +1,11 @@
 /**
  * WebSocket (and any Upgrade) tunnels. Upgrades stay on node:http, whose 'upgrade' event hands
  * over the upstream socket as is; the two sockets are then piped both ways. An upstream that
- * answers without upgrading has its answer relayed as a plain response, and the connection closes.
+ * answers without upgrading has its answer relayed as a plain response, and both connections
+ * close: an upstream connection is never reused after an upgrade request, since what the upstream
+ * made of it (a body it still waits for, a protocol switch it half began) is unknown, and the next
+ * client's request would be read in that state (request smuggling). An Upgrade request that
+ * declares a body is refused (400) before anything goes upstream, for the same reason.
  * The idle timeout is refreshed by bytes either way; a tunnel with one side ended gets a short
  * grace to finish its closing handshake, then both sides are destroyed.
  */
@@ -20,7 +24,7 @@ export interface UpgradeContext {
   readonly target: UpstreamTarget;
   readonly rules: HeaderRules;
   readonly describe: string;
-  readonly headersTimeoutMs: number;
+  readonly headersTimeoutMs: number | null;
   readonly idleTimeoutMs: number;
   readonly log: Logger;
   readonly hooks: ProxyHooks;
@@ -43,9 +47,19 @@ function noDelay(d: Duplex): void {
   if (typeof s.setNoDelay === "function") s.setNoDelay(true);
 }
 
+/** Why an Upgrade request is refused for carrying (or announcing) a body, or null. */
+export function upgradeBodyRefusal(req: IncomingMessage): string | null {
+  const te = req.headers["transfer-encoding"];
+  const cl = req.headers["content-length"];
+  if (te !== undefined) return "Bad Request: an Upgrade request carries no body (Transfer-Encoding)";
+  if (cl !== undefined && !/^0+$/.test(cl.trim())) return "Bad Request: an Upgrade request carries no body (Content-Length)";
+  return null;
+}
+
 export function createTunnels(ctx: UpgradeContext): Tunnels {
   const { target, describe, headersTimeoutMs, idleTimeoutMs, log, hooks } = ctx;
-  const agent = new http.Agent({ keepAlive: true, scheduling: "lifo", noDelay: true });
+  // No keep-alive: a 101 hands the socket over anyway, and any other answer ends its use.
+  const agent = new http.Agent({ keepAlive: false, noDelay: true });
   const endpoint: http.RequestOptions = target.kind === "http" ? { host: target.host, port: target.port } : { socketPath: target.path };
 
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -55,6 +69,11 @@ export function createTunnels(ctx: UpgradeContext): Tunnels {
     socket.on("error", () => {});
     if (ctx.closed) {
       sendSocketError(socket, 503, "proxy is shutting down");
+      return;
+    }
+    const bodyRefusal = upgradeBodyRefusal(req);
+    if (bodyRefusal) {
+      sendSocketError(socket, 400, bodyRefusal);
       return;
     }
     let headers: Headers;
@@ -99,15 +118,19 @@ export function createTunnels(ctx: UpgradeContext): Tunnels {
       socket.destroy();
     }, idleTimeoutMs);
     idle.unref();
-    const headersTimer = setTimeout(() => {
-      if (settled || status !== undefined) return;
-      settled = true;
-      outcome = "timeout";
-      hooks.upstreamError("timeout");
-      upReq?.destroy();
-      sendSocketError(socket, 504, headersTimeoutMessage(describe, headersTimeoutMs));
-    }, headersTimeoutMs);
-    headersTimer.unref();
+    // Only when configured: without it the idle timer above is what ends a hung upstream.
+    const headersTimer =
+      headersTimeoutMs === null
+        ? undefined
+        : setTimeout(() => {
+            if (settled || status !== undefined) return;
+            settled = true;
+            outcome = "timeout";
+            hooks.upstreamError("timeout");
+            upReq?.destroy();
+            sendSocketError(socket, 504, headersTimeoutMessage(describe, headersTimeoutMs));
+          }, headersTimeoutMs);
+    headersTimer?.unref();
     socket.once("close", () => {
       if (!tunnel && !settled) {
         settled = true;
@@ -206,7 +229,11 @@ export function createTunnels(ctx: UpgradeContext): Tunnels {
         if (!socket.write(chunk)) r.pause();
       });
       socket.on("drain", () => r.resume());
-      r.on("end", () => socket.end());
+      const upstreamSocket = r.socket;
+      r.on("end", () => {
+        socket.end();
+        upstreamSocket?.destroy();
+      });
       r.on("close", () => {
         if (r.complete) return;
         settled = true;

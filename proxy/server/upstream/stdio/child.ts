@@ -1,8 +1,9 @@
 /**
- * One MCP server process on stdio: newline-delimited JSON-RPC on stdin and stdout, stderr lines to
- * the log, its exit reported once, and a bounded stop (stdin closed, SIGTERM, SIGKILL after a
- * grace). The process is spawned here rather than through the SDK's client transport, which keeps
- * its ChildProcess private: the exit code, the signal and the kill are this file's business.
+ * One MCP server process on stdio: newline-delimited JSON-RPC on stdin and stdout (a line over
+ * `maxMessageSize` is skipped and reported, see framing.ts), stderr lines to the log, its exit
+ * reported once, and a bounded stop (stdin closed, SIGTERM, SIGKILL after a grace). The process
+ * is spawned here rather than through the SDK's client transport, which keeps its ChildProcess
+ * private: the exit code, the signal and the kill are this file's business.
  *
  * Nothing here knows who holds the child (a legacy session today; a pool of long-lived children
  * for the stateless protocol revision can hold the same thing): its owner names it in the logger
@@ -11,8 +12,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
 import type { Logger } from "pino";
-import { ReadBuffer, serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
+import { deserializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { LineReader } from "./framing.js";
 
 /** SIGTERM → SIGKILL. */
 export const KILL_GRACE_MS = 2_000;
@@ -20,6 +22,27 @@ export const KILL_GRACE_MS = 2_000;
 const EXIT_DRAIN_MS = 1_000;
 /** Longest stderr line logged as one record; longer lines are split. */
 export const STDERR_LINE_MAX = 8 * 1024;
+/** upstream.maxMessageSize: the longest line read from a child's stdout. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
+/** JSON-RPC code of the answer that stands in for a message over the limit: the server's answer could not be delivered. */
+export const OVERSIZE_CODE = -32603;
+
+/** 67108864 → "64 MiB", 1536 → "1.5 KiB", 100 → "100 bytes". */
+export function formatSize(n: number): string {
+  for (const [unit, k] of [
+    ["GiB", 1024 ** 3],
+    ["MiB", 1024 ** 2],
+    ["KiB", 1024],
+  ] as const) {
+    if (n >= k) return `${Number((n / k).toFixed(2))} ${unit}`;
+  }
+  return `${n} bytes`;
+}
+
+/** The error a request gets in place of an answer over the limit. */
+export function oversizeError(id: string | number, limit: number): JSONRPCMessage {
+  return { jsonrpc: "2.0", id, error: { code: OVERSIZE_CODE, message: `message from the MCP server exceeds upstream.maxMessageSize (${formatSize(limit)})` } };
+}
 
 /** What every child of one upstream runs: argv, environment and working directory. */
 export interface ChildCommand {
@@ -27,6 +50,8 @@ export interface ChildCommand {
   args: string[];
   env: Record<string, string>;
   cwd?: string;
+  /** Longest message (line) read from stdout; default DEFAULT_MAX_MESSAGE_SIZE. */
+  maxMessageSize?: number;
 }
 
 /**
@@ -50,6 +75,12 @@ export interface ChildEvents {
   message(m: JSONRPCMessage): void;
   /** The child is gone (stdio closed, or exited and not drained within a bound); only for a child that started. */
   exit(info: ExitInfo): void;
+  /**
+   * A line over maxMessageSize was skipped (the child and the lines after it live on). `id` is its
+   * top-level JSON-RPC id (null: none could be read); `method` says the child sent it as a request
+   * or notification of its own rather than as an answer. Without this the line is only logged.
+   */
+  onOversize?(id: string | number | null, bytes: number, method: boolean): void;
 }
 
 /** Splits a text stream into lines (each at most STDERR_LINE_MAX characters) and hands the non-empty ones to `emit`. */
@@ -104,7 +135,7 @@ export class Child {
   private spawned = false;
   private isGone = false;
   private exitInfo: ExitInfo | undefined;
-  private readonly reader = new ReadBuffer();
+  private readonly reader: LineReader;
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private goneResolve!: () => void;
@@ -115,7 +146,25 @@ export class Child {
     private readonly command: ChildCommand,
     private readonly log: Logger,
     private readonly events: ChildEvents,
-  ) {}
+  ) {
+    this.reader = new LineReader(
+      this.maxMessageSize,
+      (line) => this.line(line),
+      ({ id, method, bytes }) => {
+        this.log.warn({ bytes, limit: this.maxMessageSize, id }, "stdio child: message over upstream.maxMessageSize skipped");
+        try {
+          this.events.onOversize?.(id, bytes, method);
+        } catch (err) {
+          // As for a message: the owner's failure must not end the reading of the child.
+          this.log.warn({ err: messageOf(err) }, "stdio child transport error");
+        }
+      },
+    );
+  }
+
+  get maxMessageSize(): number {
+    return this.command.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+  }
 
   get pid(): number | undefined {
     return this.spawned ? this.proc?.pid : undefined;
@@ -144,17 +193,18 @@ export class Child {
       // Without pipes (no file descriptors left) the spawn fails and `error` follows.
       proc.stdin?.on("error", (err) => this.log.warn({ err: err.message }, "stdio child transport error"));
       proc.stdout?.on("error", (err) => this.log.warn({ err: err.message }, "stdio child transport error"));
-      proc.stdout?.on("data", (chunk: Buffer) => this.read(chunk));
+      proc.stdout?.on("data", (chunk: Buffer) => this.reader.push(chunk));
+      proc.stdout?.on("end", () => this.reader.clear());
       if (proc.stderr) lineSplitter(proc.stderr, (line) => this.log.info({ stderr: line }));
     });
     return this.starting;
   }
 
-  /** Writes one message to the child's stdin; false when the child can no longer take it. */
+  /** Writes one message to the child's stdin, whatever its size; false when the child can no longer take it. */
   send(m: JSONRPCMessage): boolean {
     const stdin = this.proc?.stdin;
     if (!this.spawned || this.isGone || !stdin || stdin.destroyed || stdin.writableEnded) return false;
-    stdin.write(serializeMessage(m));
+    stdin.write(`${JSON.stringify(m)}\n`);
     return true;
   }
 
@@ -180,25 +230,12 @@ export class Child {
     return this.stopping;
   }
 
-  private read(chunk: Buffer): void {
+  private line(line: Buffer): void {
     try {
-      this.reader.append(chunk);
+      this.events.message(deserializeMessage(line.toString("utf8")));
     } catch (err) {
-      // One line beyond the buffer's bound: nothing after it can be framed reliably.
+      // Not JSON-RPC: that line is dropped, the ones after it still count.
       this.log.warn({ err: messageOf(err) }, "stdio child transport error");
-      this.reader.clear();
-      void this.stop();
-      return;
-    }
-    for (;;) {
-      try {
-        const m = this.reader.readMessage();
-        if (m === null) return;
-        this.events.message(m);
-      } catch (err) {
-        // Not JSON-RPC: that line is dropped, the ones after it still count.
-        this.log.warn({ err: messageOf(err) }, "stdio child transport error");
-      }
     }
   }
 

@@ -3,22 +3,28 @@
  * Streamable HTTP at `/mcp`, and as the legacy HTTP+SSE transport at `GET /sse` +
  * `POST /message?sessionId=…`.
  *
- * One child process per MCP session. The proxy is a relay, not an MCP peer: JSON-RPC messages go
- * between the SDK's HTTP-side server transport and the child's stdio unchanged (no
- * `Server`/`Client` protocol object), so methods the proxy does not know pass through as well.
+ * Legacy (2025-era) clients get one child process per MCP session; MCP 2026-07-28 clients, which
+ * have no session, share a small pool of long-lived children (`modern/`). The proxy is a relay,
+ * not an MCP peer: JSON-RPC messages go between the HTTP side and the child's stdio unchanged (no
+ * `Server`/`Client` protocol object) apart from the ids the pool rewrites, so methods the proxy
+ * does not know pass through as well.
  *
  * The parts: `child` (one process: spawn, stdio framing, stderr to the log, exit, stop),
  * `routing` (which stream a message from the child belongs on), `session` (a child, its HTTP side
  * and its timers), `sessions` (the table and its limits), `body` (the bounded body reader), `web`
  * (Node request and response to and from web-standard ones), `streamable` and `legacy` (the two
- * transports' endpoints), `routes` (path to endpoint). This file puts them together.
+ * transports' endpoints), `modern/` (era and header validation, the pool, the answers of modern
+ * requests), `routes` (path to endpoint). This file puts them together.
  */
 import type { Logger } from "pino";
 import { ConfigError } from "../../../core/errors.js";
 import { noHooks, type ProxyHooks } from "../../hooks.js";
 import type { Upstream } from "../upstream.js";
-import { childEnv } from "./child.js";
+import { type ChildCommand, childEnv } from "./child.js";
 import { legacyEndpoints } from "./legacy.js";
+import { modernEndpoint } from "./modern/endpoint.js";
+import { ModernPool } from "./modern/pool.js";
+import { type OriginOptions, requestGuard } from "./origin.js";
 import { refuseUpgrade, routes } from "./routes.js";
 import { Sessions } from "./sessions.js";
 import { streamableEndpoint } from "./streamable.js";
@@ -31,6 +37,8 @@ export interface StdioOptions {
   cwd?: string;
   /** Concurrent sessions (children); default 32; beyond → 503 with a JSON-RPC error body. */
   maxSessions?: number;
+  /** Long-lived children shared by every MCP 2026-07-28 client (upstream.modernChildren); default 1. */
+  modernChildren?: number;
   /** A session without any request, relayed message or request awaiting its answer for this long ends (child killed); default 30 min. */
   sessionIdleMs?: number;
   /**
@@ -41,6 +49,10 @@ export interface StdioOptions {
   requestIdleMs?: number;
   /** Request body limit in bytes; default 4 MiB → 413 with a JSON-RPC error body. */
   bodyLimit?: number;
+  /** Longest message from a child (upstream.maxMessageSize); default 64 MiB. Past it the request it answers gets a JSON-RPC error. */
+  maxMessageSize?: number;
+  /** Origin and Host checks (origin.ts); absent: none (an embedder behind its own checks). */
+  origins?: OriginOptions;
   log: Logger;
   hooks?: ProxyHooks;
 }
@@ -52,6 +64,8 @@ export interface StdioOptions {
 export interface StdioUpstream extends Upstream {
   /** Live sessions (each with its child), initialized or not. */
   sessions(): number;
+  /** The modern pool: children alive, and log messages dropped for want of one request to tie them to. */
+  modern(): { children: number; droppedLogs: number };
 }
 
 const DEFAULT_MAX_SESSIONS = 32;
@@ -65,19 +79,28 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const hooks = opts.hooks ?? noHooks;
   const log = opts.log;
+  const command: ChildCommand = { executable, args, env: childEnv(opts.env), cwd: opts.cwd, ...(opts.maxMessageSize !== undefined && { maxMessageSize: opts.maxMessageSize }) };
+  const requestIdleMs = opts.requestIdleMs ?? DEFAULT_REQUEST_IDLE_MS;
   const sessions = new Sessions(opts.maxSessions ?? DEFAULT_MAX_SESSIONS, {
-    command: { executable, args, env: childEnv(opts.env), cwd: opts.cwd },
+    command,
     idleMs: opts.sessionIdleMs ?? DEFAULT_IDLE_MS,
-    requestIdleMs: opts.requestIdleMs ?? DEFAULT_REQUEST_IDLE_MS,
+    requestIdleMs,
     hooks,
     log,
   });
+  const pool = new ModernPool({ size: opts.modernChildren ?? 1, command, requestIdleMs, hooks, log });
+  const modern = modernEndpoint({ pool, hooks, log });
+  const guard = opts.origins && requestGuard(opts.origins);
+  if (guard && !guard.hostChecked) log.warn("stdio upstream: listening on every interface without upstream.publicHosts, so the Host header is not checked");
   const legacy = legacyEndpoints({ sessions, bodyLimit, hooks, log });
-  const handle = routes({ mcp: streamableEndpoint({ sessions, bodyLimit, hooks, log }), sse: legacy.sse, message: legacy.message }, log);
+  const handle = routes({ mcp: streamableEndpoint({ sessions, modern, bodyLimit, hooks, log }), sse: legacy.sse, message: legacy.message }, log, guard);
   return {
     handle,
     upgrade: refuseUpgrade,
-    close: () => sessions.close(),
+    close: async () => {
+      await Promise.all([sessions.close(), pool.close()]);
+    },
     sessions: () => sessions.size,
+    modern: () => ({ children: pool.children, droppedLogs: pool.droppedLogs }),
   };
 }

@@ -1,12 +1,14 @@
 /**
  * Which endpoint answers which path: `/mcp` (Streamable HTTP), `/sse` and `/message` (legacy
  * HTTP+SSE); any other path is answered 404 here, and so is every Upgrade request (a stdio
- * upstream has no WebSocket).
+ * upstream has no WebSocket). A request the guard refuses (Origin, Host: origin.ts) gets 403
+ * before any of them sees it.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { sendJsonRpcError } from "../../../core/jsonrpc.js";
+import type { RequestGuard } from "./origin.js";
 
 export interface Endpoints {
   mcp(req: IncomingMessage, res: ServerResponse): Promise<void>;
@@ -14,13 +16,19 @@ export interface Endpoints {
   message(req: IncomingMessage, res: ServerResponse, query: string): Promise<void>;
 }
 
-export function routes(endpoints: Endpoints, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
+export function routes(endpoints: Endpoints, log: Logger, guard?: RequestGuard): (req: IncomingMessage, res: ServerResponse) => void {
   const fail = (res: ServerResponse, err: unknown): void => {
     log.error({ err: err instanceof Error ? err.message : String(err) }, "stdio upstream: request failed");
     if (!res.headersSent) sendJsonRpcError(res, 500, "Internal error", {}, -32603);
     else if (!res.writableEnded) res.destroy();
   };
   return (req, res) => {
+    const refused = guard?.check({ host: req.headers.host, origin: req.headers.origin });
+    if (refused) {
+      log.debug({ refused }, "stdio upstream: request refused");
+      req.resume();
+      return sendJsonRpcError(res, 403, refused);
+    }
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);

@@ -7,7 +7,7 @@
 import type { Logger } from "pino";
 import type { JSONRPCMessage, RequestId } from "@modelcontextprotocol/sdk/types.js";
 import type { ProxyHooks } from "../../hooks.js";
-import { Child, type ChildCommand, type ExitInfo } from "./child.js";
+import { Child, type ChildCommand, type ExitInfo, oversizeError } from "./child.js";
 import { Routing } from "./routing.js";
 
 /** Error code for requests that were pending when the child went away (SDK: ConnectionClosed). */
@@ -59,6 +59,7 @@ export class Session {
     this.child = new Child(ctx.command, this.log, {
       message: (m) => this.fromChild(m),
       exit: (info) => this.childExited(info),
+      onOversize: (id, _bytes, method) => this.oversize(id, method),
     });
   }
 
@@ -96,6 +97,17 @@ export class Session {
     down.send(m, related).catch((err: unknown) => {
       this.log.debug({ err: err instanceof Error ? err.message : String(err) }, "message from child not deliverable");
     });
+  }
+
+  /**
+   * A message over upstream.maxMessageSize was skipped: the request it answered gets an error in
+   * its place, a request of the child's own is refused to the child, and the session goes on.
+   */
+  private oversize(id: string | number | null, method: boolean): void {
+    if (id === null) return;
+    const error = oversizeError(id, this.child.maxMessageSize);
+    if (method) this.child.send(error);
+    else this.fromChild(error);
   }
 
   private armIdle(): void {

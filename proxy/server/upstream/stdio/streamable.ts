@@ -1,7 +1,10 @@
 /**
- * The Streamable HTTP endpoint (`/mcp`): an initialize request without a session opens one (and
- * its child); every other request names its session in Mcp-Session-Id. The SDK's web-standard
- * server transport speaks the protocol; this file admits, looks up, and counts streams.
+ * The Streamable HTTP endpoint (`/mcp`), era by era. Legacy (2025-era) clients: an initialize
+ * request without a session opens one (and its child); every other request names its session in
+ * Mcp-Session-Id; the SDK's web-standard server transport speaks the protocol, and this file
+ * admits, looks up, and counts streams. Modern (2026-07-28) clients have no session: a POST that
+ * names no live session and that era.ts finds modern goes to the shared pool (modern/), whatever
+ * stale Mcp-Session-Id it carries.
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -11,12 +14,16 @@ import { isInitializeRequest, type JSONRPCMessage, type RequestId } from "@model
 import { sendJsonRpcError } from "../../../core/jsonrpc.js";
 import type { ProxyHooks } from "../../hooks.js";
 import { readJsonBody } from "./body.js";
+import { classify, type ModernMessage } from "./modern/era.js";
+import { reject } from "./modern/sink.js";
 import type { Downstream, Session } from "./session.js";
 import type { Sessions } from "./sessions.js";
 import { isEventStream, webRequest, writeResponse } from "./web.js";
 
 export interface StreamableOptions {
   sessions: Sessions;
+  /** Serves a POST that era.ts classified modern. */
+  modern: (req: IncomingMessage, res: ServerResponse, message: ModernMessage) => Promise<void>;
   bodyLimit: number;
   hooks: ProxyHooks;
   log: Logger;
@@ -98,12 +105,14 @@ export function streamableEndpoint(o: StreamableOptions): (req: IncomingMessage,
       return;
     }
     const sid = sessionIdOf(req);
-    if (method !== "POST" || sid) {
-      if (!sid) {
-        sendJsonRpcError(res, 400, "Bad Request: Mcp-Session-Id header is required");
-        return;
-      }
-      const s = sessions.find(sid, "streamable");
+    const known = sid ? sessions.find(sid, "streamable") : undefined;
+    if (method !== "POST" && !sid) {
+      // No session, no stream: the 2026-07-28 answer, and no legacy client asks this.
+      sendJsonRpcError(res, 405, "Method not allowed.", { Allow: "POST" });
+      return;
+    }
+    if (method !== "POST" || known) {
+      const s = known;
       const t = s && transportOf(s);
       if (!s || !t) return notFound(res);
       s.touch();
@@ -117,9 +126,13 @@ export function streamableEndpoint(o: StreamableOptions): (req: IncomingMessage,
       await exchange(s, t, req, res, body);
       return;
     }
-    // POST without a session: only an initialize request starts one.
+    // POST naming no live session: a modern request, or an initialize that starts a session.
     const r = await readJsonBody(req, res, bodyLimit);
     if (!r.ok) return;
+    const era = classify(req.headers, r.value);
+    if (era.era === "modern") return o.modern(req, res, era.message);
+    if (era.era === "reject") return reject(res, era.rejection);
+    if (sid) return notFound(res);
     const msgs = Array.isArray(r.value) ? r.value : [r.value];
     if (!msgs.some((m) => isInitializeRequest(m))) {
       sendJsonRpcError(res, 400, "Bad Request: No valid session ID provided");

@@ -30,7 +30,8 @@ const rules = (over: Partial<HeaderRules> = {}): HeaderRules => ({ hostHeader: u
 describe("forwarder headers: request", () => {
   it("Host leads (the configured one, else the client's, else the target's); the client's Host becomes X-Forwarded-Host", () => {
     const req = fakeRequest(["Accept", "*/*", "host", "proxy.example:8443"]);
-    assert.deepEqual(requestHeaders(req, false, rules()).slice(0, 4), ["Host", "proxy.example:8443", "Accept", "*/*"]);
+    assert.deepEqual(requestHeaders(req, false, rules()).slice(0, 2), ["Host", "proxy.example:8443"]);
+    assert.deepEqual(requestHeaders(req, false, rules()).slice(-2), ["Accept", "*/*"]);
     assert.deepEqual(requestHeaders(req, false, rules({ hostHeader: "inner.local" })).slice(0, 2), ["Host", "inner.local"]);
     assert.deepEqual(requestHeaders(fakeRequest(["Accept", "*/*"]), false, rules()).slice(0, 2), ["Host", "127.0.0.1:9000"]);
     const out = requestHeaders(req, false, rules());
@@ -59,7 +60,9 @@ describe("forwarder headers: request", () => {
       "X-Attested-Client-Verdict",
       "trusted",
       "x_attested_client_verdict",
-      "kept: not a header the listener sets",
+      "forged: CGI and WSGI read it as the listener's",
+      "X-Authenticated_Subject",
+      "forged",
       "Expect",
       "100-continue",
       "Mcp-Session-Id",
@@ -74,41 +77,39 @@ describe("forwarder headers: request", () => {
     assert.deepEqual(requestHeaders(req, false, rules()), [
       "Host",
       "h",
-      "x_attested_client_verdict",
-      "kept: not a header the listener sets",
-      "Mcp-Session-Id",
-      "s1",
-      "Cookie",
-      "a=1",
-      "Cookie",
-      "b=2",
       "X-Forwarded-For",
       "127.0.0.1",
       "X-Forwarded-Proto",
       "https",
       "X-Forwarded-Host",
       "h",
+      "Mcp-Session-Id",
+      "s1",
+      "Cookie",
+      "a=1",
+      "Cookie",
+      "b=2",
     ]);
   });
 
-  it("an upgrade names its protocol again; the listener's verdict headers come last", () => {
+  it("an upgrade names its protocol again; the listener's verdict headers come first, after Host", () => {
     const req = fakeRequest(["Host", "h", "Connection", "Upgrade", "Upgrade", "websocket", "X-Attested-Client-Verdict", "forged"], "::ffff:10.0.0.7");
     const out = requestHeaders(req, true, rules({ attestedHeaders: () => ({ "X-Attested-Client-Verdict": "trusted" }) }));
     assert.deepEqual(out, [
       "Host",
       "h",
-      "Connection",
-      "Upgrade",
-      "Upgrade",
-      "websocket",
+      "X-Attested-Client-Verdict",
+      "trusted",
       "X-Forwarded-For",
       "10.0.0.7",
       "X-Forwarded-Proto",
       "https",
       "X-Forwarded-Host",
       "h",
-      "X-Attested-Client-Verdict",
-      "trusted",
+      "Connection",
+      "Upgrade",
+      "Upgrade",
+      "websocket",
     ]);
     // Not an upgrade request: neither is passed on.
     assert.equal(requestHeaders(req, false, rules()).includes("Upgrade"), false);
@@ -117,6 +118,7 @@ describe("forwarder headers: request", () => {
   it("each rule on its own", () => {
     assert.ok(isForwardingHeader("x-forwarded-for") && isForwardingHeader("forwarded") && !isForwardingHeader("x-forward"));
     assert.ok(isAttestedClientHeader("x-attested-client-mrenclave") && !isAttestedClientHeader("x-attested-server"));
+    for (const n of ["x_attested_client_verdict", "x-attested_client-mrsigner", "x-authenticated-subject", "x_authenticated_subject"]) assert.ok(isAttestedClientHeader(n), n);
     assert.ok(isExpect("expect") && !isExpect("expect-ct"));
     assert.equal(clientAddress(fakeRequest([], "::ffff:192.0.2.1")), "192.0.2.1");
     assert.equal(clientAddress(fakeRequest([], "::1")), "::1");

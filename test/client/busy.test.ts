@@ -1,0 +1,41 @@
+/**
+ * A busy server is not a failed attestation (DESIGN.md §9): a client past its share of fresh
+ * quotes is told 429 with a Retry-After, and the connector asks again on the same connection
+ * within its deadline. Past the deadline the verdict says busy, and rejectionOf does not count it
+ * as a rejection, so a bridge answers that request with an error and keeps serving.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { AttestationRejectedError } from "../../proxy/client/errors.js";
+import { rejectionOf, verifyRemote } from "../../proxy/client/connector.js";
+import { policyFor, startDevServe, type Served } from "./harness.js";
+
+const SHARE = 30;
+
+describe("busy evidence endpoint", { timeout: 120_000 }, () => {
+  let s: Served | undefined;
+  before(async () => {
+    s = await startDevServe(`upstream: { url: "http://127.0.0.1:9" }\n`, `{ quotesPerMinute: 10000, quotesPerClientPerMinute: ${SHARE} }`);
+  });
+  after(() => s?.close());
+
+  it("past its share, a client waits out Retry-After and is verified within its deadline; with no time left the verdict is busy, not rejected", async () => {
+    const policy = await policyFor(s!, { freshness: "exporter" });
+    // The share holds SHARE quotes at once: every connection past it is told 429 first.
+    const verdicts = [];
+    for (let i = 0; i < SHARE + 2; i++) verdicts.push(await verifyRemote(`${s!.base}/mcp`, { policy }));
+    for (const [i, v] of verdicts.entries()) assert.equal(v.ok, true, `connection ${i}: ${JSON.stringify(v.failed)}`);
+
+    // A bound shorter than the Retry-After (2 s at 30 per minute) leaves no time to wait.
+    const busy = await verifyRemote(`${s!.base}/mcp`, { policy, connectTimeoutMs: 1200 });
+    assert.equal(busy.ok, false);
+    assert.equal(busy.failed?.check, "freshness.response");
+    assert.match(busy.failed?.reason ?? "", /answered 429/);
+    assert.equal(busy.freshness.busy, true);
+    assert.equal(rejectionOf(new AttestationRejectedError(busy)), null, "a busy remote is not a rejection");
+    // A verdict that failed a real check stays a rejection.
+    const wrong = await verifyRemote(`${s!.base}/mcp`, { policy: await policyFor(s!, { measurements: [{ mrenclave: "00".repeat(32) }] }) });
+    assert.equal(wrong.ok, false);
+    assert.ok(rejectionOf(new AttestationRejectedError(wrong)));
+  });
+});
