@@ -284,21 +284,25 @@ describe("bridge --stdio → serve → legacy-only v2 server over HTTP", { timeo
   });
 });
 
-describe("bridge --stdio → serve → v2 server as a stdio child (--era dual)", { timeout: 120_000 }, () => {
-  const cancelLog = join(dir, "cancel-stdio.log");
+describe("bridge --stdio → serve → v2 server as a stdio child (--era dual)", { timeout: 180_000 }, () => {
   let served: Served | undefined;
-  let row: Row | undefined;
-  let close = async (): Promise<void> => {};
+  const cancelLog = join(dir, "cancel-stdio.log");
   before(async () => {
     writeFileSync(cancelLog, "");
     served = await startDevServe(`upstream: { command: ["${process.execPath}", "${SERVER_JS}", "--stdio", "--era", "dual"], env: { MCP2_CANCEL_LOG: "${cancelLog}" } }\n`);
-    const c = await within(connectStdio(bridgeParams(served), { mode: "pin", timeoutMs: 30_000 }), 40_000, "connect (pin) through the bridge");
-    row = { client: c.client, seen: c.seen, cancelLog };
-    close = c.close;
   });
-  after(async () => {
-    await within(close(), 10_000, "close").catch(() => {});
-    await served?.close();
-  });
-  modernCases(() => row!);
+  after(() => served?.close());
+  for (const mode of ["pin", "auto"] as Mode[]) {
+    describe(`v2 client, ${mode}`, () => {
+      let row: Row | undefined;
+      let close = async (): Promise<void> => {};
+      before(async () => {
+        const c = await within(connectStdio(bridgeParams(served!), { mode, timeoutMs: 30_000 }), 40_000, `connect (${mode}) through the bridge`);
+        row = { client: c.client, seen: c.seen, cancelLog };
+        close = c.close;
+      });
+      after(() => within(close(), 10_000, "close").catch(() => {}));
+      modernCases(() => row!);
+    });
+  }
 });
