@@ -14,6 +14,7 @@ import { ClientPolicyError, ConfigError, PolicyError } from "../core/errors.js";
 import { isLoopback, unbracket, valueParsers } from "../core/schema.js";
 import { loadPolicy, type Policy } from "../evidence/policy.js";
 import { normalHost, normalOrigin } from "./upstream/stdio/origin.js";
+import { attestationEndpointOf, connectionLimitsOf, sessionLimitsOf } from "./config-shares.js";
 
 export { ConfigError };
 
@@ -43,7 +44,10 @@ export interface Config {
     /** Host header sent upstream (upstream.host); null: the client's. */
     hostHeader: string | null;
     allowPlaintextLoopback: boolean;
+    /** upstream.maxSessions, .maxSessionsPerClient (null: half), .initTimeout: sessions.ts. */
     maxSessions: number;
+    maxSessionsPerClient: number;
+    initTimeoutMs: number;
     sessionIdleMs: number;
     bodyLimit: number;
     idleTimeoutMs: number;
@@ -84,6 +88,8 @@ const DEFAULTS = {
   "upstream.host": null,
   "upstream.allowPlaintextLoopback": false,
   "upstream.maxSessions": 32,
+  "upstream.maxSessionsPerClient": null,
+  "upstream.initTimeout": "30s",
   "upstream.sessionIdle": "30m",
   "upstream.bodyLimit": "4MiB",
   "upstream.idleTimeout": "5m",
@@ -218,22 +224,6 @@ function clientAttestationOf(raw: Raw, get: (k: Key) => unknown, src: (k: Key) =
   return { mode, policyFile, policySource: src("clientAttestation.policy"), policy: null };
 }
 
-function attestationEndpointOf(get: (k: Key) => unknown, src: (k: Key) => string): Config["attestationEndpoint"] {
-  const cap = int("attestationEndpoint.quotesPerMinute", get("attestationEndpoint.quotesPerMinute"), src("attestationEndpoint.quotesPerMinute"), 1, 100_000);
-  const share = int("attestationEndpoint.quotesPerClientPerMinute", get("attestationEndpoint.quotesPerClientPerMinute"), src("attestationEndpoint.quotesPerClientPerMinute"), 1, 100_000);
-  // A share above the cap could never be spent: the cap is what it is then.
-  return { quotesPerMinute: cap, quotesPerClientPerMinute: Math.min(cap, share) };
-}
-
-function connectionLimitsOf(get: (k: Key) => unknown, src: (k: Key) => string): { maxConnections: number; maxConnectionsPerClient: number } {
-  const max = int("limits.maxConnections", get("limits.maxConnections"), src("limits.maxConnections"), 1, 1_000_000);
-  const per = get("limits.maxConnectionsPerClient");
-  if (per === null) return { maxConnections: max, maxConnectionsPerClient: Math.max(1, Math.ceil(max / 2)) };
-  const n = int("limits.maxConnectionsPerClient", per, src("limits.maxConnectionsPerClient"), 1, 1_000_000);
-  if (n > max) fail("limits.maxConnectionsPerClient", src("limits.maxConnectionsPerClient"), `${n} is above limits.maxConnections (${max}): a share is part of the cap`);
-  return { maxConnections: max, maxConnectionsPerClient: n };
-}
-
 function workersOf(up: Upstream, provider: string, v: unknown, source: string): number {
   const n = int("workers", v, source, 1, 64);
   // node:cluster hands sockets to workers over IPC (SCM_RIGHTS), which Gramine does not
@@ -254,6 +244,8 @@ function workersOf(up: Upstream, provider: string, v: unknown, source: string): 
 export function buildConfig(raw: Raw, source: string): Config {
   const get = (k: Key): unknown => (raw.has(k) ? raw.get(k)!.value : DEFAULTS[k]);
   const src = (k: Key): string => raw.get(k)?.source ?? "default";
+  // config-shares.ts reads keys it names itself; every one of them is in DEFAULTS.
+  const [keyGet, keySrc] = [get as (k: string) => unknown, src as (k: string) => string];
   const provider = get("attestation.provider");
   if (provider === undefined) fail("attestation.provider", src("attestation.provider"), "required: dev or gramine (there is no default)");
   const attestation = {
@@ -285,13 +277,13 @@ export function buildConfig(raw: Raw, source: string): Config {
       ...up,
       hostHeader: hostHeader === null ? null : str("upstream.host", hostHeader, src("upstream.host")),
       allowPlaintextLoopback,
-      maxSessions: int("upstream.maxSessions", get("upstream.maxSessions"), src("upstream.maxSessions"), 1, 10_000),
+      ...sessionLimitsOf(keyGet, keySrc),
       sessionIdleMs: duration("upstream.sessionIdle", get("upstream.sessionIdle"), src("upstream.sessionIdle")),
       bodyLimit: size("upstream.bodyLimit", get("upstream.bodyLimit"), src("upstream.bodyLimit")),
       idleTimeoutMs: duration("upstream.idleTimeout", get("upstream.idleTimeout"), src("upstream.idleTimeout")),
       headersTimeoutMs: get("upstream.headersTimeout") === null ? null : duration("upstream.headersTimeout", get("upstream.headersTimeout"), src("upstream.headersTimeout")),
     },
-    attestationEndpoint: attestationEndpointOf(get, src),
+    attestationEndpoint: attestationEndpointOf(keyGet, keySrc),
     metrics: { listen: metricsListen === null ? null : hostPort("metrics.listen", metricsListen, src("metrics.listen")) },
     log: { level: oneOf("log.level", get("log.level"), src("log.level"), ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const) },
     shutdown: { drainMs: duration("shutdown.drain", get("shutdown.drain"), src("shutdown.drain")) },
@@ -301,7 +293,7 @@ export function buildConfig(raw: Raw, source: string): Config {
       headersTimeoutMs: duration("limits.headersTimeout", get("limits.headersTimeout"), src("limits.headersTimeout")),
       maxHeaderSize: headerSize(get("limits.maxHeaderSize"), src("limits.maxHeaderSize")),
       maxHeaders: int("limits.maxHeaders", get("limits.maxHeaders"), src("limits.maxHeaders"), 8, 1000),
-      ...connectionLimitsOf(get, src),
+      ...connectionLimitsOf(keyGet, keySrc),
     },
     clientAttestation: clientAttestationOf(raw, get, src),
   };

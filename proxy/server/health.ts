@@ -1,7 +1,8 @@
 /**
  * GET /healthz: 200 when the identity holds a valid certificate (no failed rotation) and the
  * upstream answers; 503 with the reasons otherwise. For an HTTP or unix upstream "answers" is a
- * connection within a bound; for a stdio upstream it is that the command can be executed.
+ * connection within a bound; for a stdio upstream it is that the command can be executed and its
+ * children start (upstream/stdio/starts.ts), and that the session pool is not full with nothing idle.
  */
 import { constants } from "node:fs";
 import { access } from "node:fs/promises";
@@ -50,10 +51,11 @@ async function executable(command: string, cwd: string): Promise<string | null> 
   return `upstream command "${command}" is not executable here`;
 }
 
-export function upstreamProbe(u: Upstream): () => Promise<string | null> {
+/** `stdio`: what the running stdio upstream knows of its children and sessions. */
+export function upstreamProbe(u: Upstream, stdio?: () => Promise<string | null>): () => Promise<string | null> {
   if (u.kind === "http") return () => reachable({ host: u.host, port: u.port });
   if (u.kind === "unix") return () => reachable({ path: u.path });
-  return () => executable(u.command[0]!, u.cwd ?? process.cwd());
+  return async () => (await executable(u.command[0]!, u.cwd ?? process.cwd())) ?? (stdio ? await stdio() : null);
 }
 
 export function createHealth(identity: Identity, probe: () => Promise<string | null>): (req: IncomingMessage, res: ServerResponse) => void {

@@ -8,6 +8,10 @@ export interface ProxyHooks {
   /** A long-lived response stream (SSE, WebSocket) opened / closed. */
   streamOpened(kind: "sse" | "websocket"): void;
   streamClosed(kind: "sse" | "websocket"): void;
+  /** A stdio session ended to make room for another (the least recently used idle one). */
+  sessionEvicted?(): void;
+  /** A stdio session refused: past the client's share ("client") or the cap ("global"), none idle. */
+  sessionRefused?(scope: "client" | "global"): void;
 }
 
 export const noHooks: ProxyHooks = {

@@ -75,14 +75,22 @@ export async function startServer(config: Config, provider: AttestationProvider,
 
   const up = config.upstream;
   let upstream: Upstream;
+  let stdioProblem: (() => Promise<string | null>) | undefined;
   if (up.kind === "stdio") {
     // Loaded only here: the MCP SDK behind it is about 20 MB of resident heap an HTTP upstream never uses.
     const { createStdioUpstream } = await import("./upstream/stdio/relay.js");
-    upstream = createStdioUpstream({
+    const stdio = createStdioUpstream({
       command: up.command,
       env: up.env,
       ...(up.cwd ? { cwd: up.cwd } : {}),
       maxSessions: up.maxSessions,
+      maxSessionsPerClient: up.maxSessionsPerClient,
+      initTimeoutMs: up.initTimeoutMs,
+      // A session opened by a trusted client certificate is that certificate's alone.
+      clientOf: (req) => {
+        const principal = gate ? principalOf(req, gate) : null;
+        return { principal, client: principal ?? clientOfAddress(req.socket.remoteAddress) };
+      },
       modernChildren: up.modernChildren,
       sessionIdleMs: up.sessionIdleMs,
       requestIdleMs: up.idleTimeoutMs,
@@ -92,6 +100,9 @@ export async function startServer(config: Config, provider: AttestationProvider,
       log: log.child({ component: "stdio" }),
       hooks: metrics.hooks,
     });
+    metrics.watchStdio(() => ({ sessions: stdio.sessions(), modernChildren: stdio.modern().children }));
+    stdioProblem = () => stdio.problem();
+    upstream = stdio;
   } else {
     upstream = createForwarder({
       target: up.kind === "http" ? { kind: "http", host: up.host, port: up.port } : { kind: "unix", path: up.path },
@@ -114,7 +125,7 @@ export async function startServer(config: Config, provider: AttestationProvider,
     onRefused: (scope) => metrics.shareRefusals.inc({ resource: "evidence", scope }),
     log,
   });
-  const health = createHealth(identity, upstreamProbe(up));
+  const health = createHealth(identity, upstreamProbe(up, stdioProblem));
 
   const route = (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? "/").split("?", 1)[0];

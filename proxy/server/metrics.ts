@@ -23,12 +23,17 @@ export interface Metrics {
   clientAttestationFailures: Counter<"check">;
   /** Requests and connections refused by a per-client share ("client") or a global cap ("global"). */
   shareRefusals: Counter<"resource" | "scope">;
+  /** stdio sessions evicted (least recently used idle) to make room. */
+  sessionEvictions: Counter;
+  /** Where the stdio gauges (sessions, children) read from at scrape time; unset: no stdio upstream. */
+  watchStdio(source: () => { sessions: number; modernChildren: number }): void;
   hooks: ProxyHooks;
 }
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  let stdio: (() => { sessions: number; modernChildren: number }) | undefined;
   const m = {
     registry,
     requests: new Counter({ name: "attestable_mcp_requests_total", help: "HTTP requests by method and status", labelNames: ["method", "status"] as const, registers: [registry] }),
@@ -56,17 +61,41 @@ export function createMetrics(): Metrics {
     }),
     shareRefusals: new Counter({
       name: "attestable_mcp_share_refusals_total",
-      help: "Refused past a per-client share (scope client) or a global cap (scope global), by resource (evidence, connection)",
+      help: "Refused past a per-client share (scope client) or a global cap (scope global), by resource (evidence, connection, session)",
       labelNames: ["resource", "scope"] as const,
       registers: [registry],
     }),
+    sessionEvictions: new Counter({ name: "attestable_mcp_stdio_session_evictions_total", help: "stdio sessions ended to make room (least recently used idle)", registers: [registry] }),
   };
+  // Read when scraped: the tables are the truth, counting along them could drift.
+  new Gauge({
+    name: "attestable_mcp_stdio_sessions",
+    help: "Live stdio sessions (legacy, one child each), initialized or not",
+    registers: [registry],
+    collect() {
+      if (stdio) this.set(stdio().sessions);
+    },
+  });
+  new Gauge({
+    name: "attestable_mcp_stdio_children",
+    help: "Live stdio children by kind (session: one per legacy session; modern: the shared pool)",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+    collect() {
+      if (!stdio) return;
+      const now = stdio();
+      this.set({ kind: "session" }, now.sessions);
+      this.set({ kind: "modern" }, now.modernChildren);
+    },
+  });
   const hooks: ProxyHooks = {
     upstreamError: (kind) => m.upstreamErrors.inc({ kind }),
     streamOpened: (kind) => m.streams.inc({ kind }),
     streamClosed: (kind) => m.streams.dec({ kind }),
+    sessionEvicted: () => m.sessionEvictions.inc(),
+    sessionRefused: (scope) => m.shareRefusals.inc({ resource: "session", scope }),
   };
-  return { ...m, hooks };
+  return { ...m, hooks, watchStdio: (source) => void (stdio = source) };
 }
 
 type Observe = (seconds: number) => void;

@@ -10,7 +10,7 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { sendJsonRpcError } from "../../../core/jsonrpc.js";
 import type { ProxyHooks } from "../../hooks.js";
 import { readJsonBody } from "./body.js";
-import type { Downstream } from "./session.js";
+import type { Downstream, Opener } from "./session.js";
 import type { Sessions } from "./sessions.js";
 
 /** Keep-alive comment on legacy SSE streams (the Streamable HTTP transport does its own). */
@@ -18,6 +18,8 @@ const LEGACY_SSE_KEEPALIVE_MS = 15_000;
 
 export interface LegacyOptions {
   sessions: Sessions;
+  /** Who a request comes from: whose share a new session counts against, and who may use it. */
+  clientOf: (req: IncomingMessage) => Opener;
   bodyLimit: number;
   hooks: ProxyHooks;
   log: Logger;
@@ -47,10 +49,10 @@ export function legacyEndpoints(o: LegacyOptions): {
     }
     // The transport mints the session id; the child's log lines are named after it.
     const t = new SSEServerTransport("/message", res);
-    const s = await sessions.open(t.sessionId, "sse", res);
+    const s = await sessions.open(t.sessionId, "sse", o.clientOf(req), res);
     if (!s) return;
     t.onmessage = (m) => s.fromClient(m);
-    t.onerror = (err) => log.debug({ session: s.id, err: err.message }, "SSE transport error");
+    t.onerror = (err) => log.debug({ session: s.tag, err: err.message }, "SSE transport error");
     t.onclose = () => void s.end("stream-closed");
     s.down = new SseDownstream(t);
     sessions.publish(s);
@@ -80,7 +82,8 @@ export function legacyEndpoints(o: LegacyOptions): {
       sendJsonRpcError(res, 400, "Bad Request: sessionId query parameter is required");
       return;
     }
-    const s = sessions.find(sid, "sse");
+    // Another principal's session is as unknown to this request as one that never was.
+    const s = sessions.find(sid, "sse", o.clientOf(req).principal);
     const t = s?.down instanceof SseDownstream ? s.down.transport : undefined;
     if (!s || !t) {
       sendJsonRpcError(res, 404, "Session not found", {}, -32001);

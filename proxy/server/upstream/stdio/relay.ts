@@ -16,6 +16,7 @@
  * transports' endpoints), `modern/` (era and header validation, the pool, the answers of modern
  * requests), `routes` (path to endpoint). This file puts them together.
  */
+import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
 import { ConfigError } from "../../../core/errors.js";
 import { noHooks, type ProxyHooks } from "../../hooks.js";
@@ -26,7 +27,10 @@ import { modernEndpoint } from "./modern/endpoint.js";
 import { ModernPool } from "./modern/pool.js";
 import { type OriginOptions, requestGuard } from "./origin.js";
 import { refuseUpgrade, routes } from "./routes.js";
+import type { Opener } from "./session.js";
 import { Sessions } from "./sessions.js";
+import { StartHealth } from "./starts.js";
+import { clientOfAddress } from "../../shares.js";
 import { streamableEndpoint } from "./streamable.js";
 
 export interface StdioOptions {
@@ -35,8 +39,14 @@ export interface StdioOptions {
   /** Added to a minimal environment (PATH, HOME); the proxy's own environment is not passed on. */
   env?: Record<string, string>;
   cwd?: string;
-  /** Concurrent sessions (children); default 32; beyond → 503 with a JSON-RPC error body. */
+  /** Concurrent sessions (children); default 32; at it the least recently used idle one ends, and with none idle → 503. */
   maxSessions?: number;
+  /** One client's share of them (upstream.maxSessionsPerClient); default half; past it its own idle one ends, or 429. */
+  maxSessionsPerClient?: number;
+  /** A session whose client has not finished `initialize` within this is reclaimed (upstream.initTimeout); default 30 s. */
+  initTimeoutMs?: number;
+  /** Who a request comes from; default: its address, with no principal (sessions usable by whoever holds the id). */
+  clientOf?: (req: IncomingMessage) => Opener;
   /** Long-lived children shared by every MCP 2026-07-28 client (upstream.modernChildren); default 1. */
   modernChildren?: number;
   /** A session without any request, relayed message or request awaiting its answer for this long ends (child killed); default 30 min. */
@@ -66,12 +76,17 @@ export interface StdioUpstream extends Upstream {
   sessions(): number;
   /** The modern pool: children alive, and log messages dropped for want of one request to tie them to. */
   modern(): { children: number; droppedLogs: number };
+  /** Why /healthz should answer 503 (children cannot start, the session pool is full with nothing idle), or null. */
+  problem(): Promise<string | null>;
 }
 
 const DEFAULT_MAX_SESSIONS = 32;
 const DEFAULT_IDLE_MS = 30 * 60_000;
 const DEFAULT_REQUEST_IDLE_MS = 5 * 60_000;
 const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
+const DEFAULT_INIT_TIMEOUT_MS = 30_000;
+
+const byAddress = (req: IncomingMessage): Opener => ({ client: clientOfAddress(req.socket.remoteAddress), principal: null });
 
 export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
   const [executable, ...args] = opts.command;
@@ -81,19 +96,24 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
   const log = opts.log;
   const command: ChildCommand = { executable, args, env: childEnv(opts.env), cwd: opts.cwd, ...(opts.maxMessageSize !== undefined && { maxMessageSize: opts.maxMessageSize }) };
   const requestIdleMs = opts.requestIdleMs ?? DEFAULT_REQUEST_IDLE_MS;
-  const sessions = new Sessions(opts.maxSessions ?? DEFAULT_MAX_SESSIONS, {
+  const starts = new StartHealth(command, log);
+  const maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
+  const limits = { maxSessions, maxPerClient: opts.maxSessionsPerClient ?? Math.max(1, Math.ceil(maxSessions / 2)), initTimeoutMs: opts.initTimeoutMs ?? DEFAULT_INIT_TIMEOUT_MS };
+  const sessions = new Sessions(limits, {
     command,
+    starts,
     idleMs: opts.sessionIdleMs ?? DEFAULT_IDLE_MS,
     requestIdleMs,
     hooks,
     log,
   });
-  const pool = new ModernPool({ size: opts.modernChildren ?? 1, command, requestIdleMs, hooks, log });
+  const pool = new ModernPool({ size: opts.modernChildren ?? 1, command, requestIdleMs, hooks, log, starts });
   const modern = modernEndpoint({ pool, hooks, log });
   const guard = opts.origins && requestGuard(opts.origins);
   if (guard && !guard.hostChecked) log.warn("stdio upstream: listening on every interface without upstream.publicHosts, so the Host header is not checked");
-  const legacy = legacyEndpoints({ sessions, bodyLimit, hooks, log });
-  const handle = routes({ mcp: streamableEndpoint({ sessions, modern, bodyLimit, hooks, log }), sse: legacy.sse, message: legacy.message }, log, guard);
+  const clientOf = opts.clientOf ?? byAddress;
+  const legacy = legacyEndpoints({ sessions, clientOf, bodyLimit, hooks, log });
+  const handle = routes({ mcp: streamableEndpoint({ sessions, clientOf, modern, bodyLimit, hooks, log }), sse: legacy.sse, message: legacy.message }, log, guard);
   return {
     handle,
     upgrade: refuseUpgrade,
@@ -102,5 +122,6 @@ export function createStdioUpstream(opts: StdioOptions): StdioUpstream {
     },
     sessions: () => sessions.size,
     modern: () => ({ children: pool.children, droppedLogs: pool.droppedLogs }),
+    problem: async () => (await starts.problem()) ?? sessions.saturated(),
   };
 }

@@ -4,17 +4,33 @@
  * two timers that end it: idle (no request, no message, nothing awaited) and unresponsive (a
  * request waits and the child sends nothing at all).
  */
+import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { JSONRPCMessage, RequestId } from "@modelcontextprotocol/sdk/types.js";
 import type { ProxyHooks } from "../../hooks.js";
 import { Child, type ChildCommand, type ExitInfo, oversizeError } from "./child.js";
 import { Routing } from "./routing.js";
+import type { StartHealth } from "./starts.js";
 
 /** Error code for requests that were pending when the child went away (SDK: ConnectionClosed). */
 const CHILD_GONE_CODE = -32000;
 
 export type SessionKind = "streamable" | "sse";
-export type EndReason = "delete" | "idle" | "unresponsive" | "child-exit" | "stream-closed" | "shutdown" | "not-initialized" | "transport-error";
+export type EndReason = "delete" | "idle" | "unresponsive" | "child-exit" | "stream-closed" | "shutdown" | "not-initialized" | "transport-error" | "evicted";
+
+/**
+ * What logs call a session: the first 8 hex digits of its id's SHA-256. The id itself grants use
+ * of the session, and logs leave the enclave.
+ */
+export function sessionTag(id: string): string {
+  return createHash("sha256").update(id).digest("hex").slice(0, 8);
+}
+
+/** Who opened a session: the client its share is counted for, and its principal (null: none, anyone holding the id may use it). */
+export interface Opener {
+  client: string;
+  principal: string | null;
+}
 
 /** The HTTP side of a session: where messages from the child go. */
 export interface Downstream {
@@ -31,6 +47,7 @@ export interface SessionContext {
   requestIdleMs: number;
   hooks: ProxyHooks;
   log: Logger;
+  starts: StartHealth;
 }
 
 export class Session {
@@ -40,10 +57,15 @@ export class Session {
   getStreams = 0;
   /** Open POST exchanges (Streamable HTTP): a client waiting on a request is not idle. */
   busy = 0;
+  /** The client sent something past its `initialize` (normally `notifications/initialized`). */
+  initialized = false;
+  readonly tag: string;
   private readonly routing = new Routing();
   private readonly child: Child;
   private readonly log: Logger;
-  private lastActivity = Date.now();
+  lastActivity = Date.now();
+  private startedAt = 0;
+  private childGone = false;
   private hangTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private endPromise: Promise<void> | undefined;
@@ -52,10 +74,12 @@ export class Session {
   constructor(
     readonly id: string,
     readonly kind: SessionKind,
+    readonly opener: Opener,
     private readonly ctx: SessionContext,
     private readonly onEnd: (s: Session) => void,
   ) {
-    this.log = ctx.log.child({ session: id });
+    this.tag = sessionTag(id);
+    this.log = ctx.log.child({ session: this.tag });
     this.child = new Child(ctx.command, this.log, {
       message: (m) => this.fromChild(m),
       exit: (info) => this.childExited(info),
@@ -68,12 +92,24 @@ export class Session {
     try {
       await this.child.start();
     } catch (err) {
+      this.ctx.starts.spawnFailed(err);
       this.ended = true;
       this.onEnd(this);
       throw err;
     }
+    this.startedAt = Date.now();
+    this.ctx.starts.started(() => this.childGone);
     this.log.info({ pid: this.child.pid, kind: this.kind }, "stdio child started");
     this.armIdle();
+  }
+
+  /**
+   * Idle: nothing waits on it. No POST exchange open, no standalone GET stream open (Streamable
+   * HTTP), no request of the client unanswered by the child. A legacy SSE session's one stream is
+   * the session itself and does not count: otherwise every SSE session would be busy for good.
+   */
+  get idle(): boolean {
+    return !this.ended && this.busy === 0 && this.getStreams === 0 && this.routing.waiting === 0;
   }
 
   touch(): void {
@@ -83,6 +119,7 @@ export class Session {
   /** A message from the HTTP client, to the child. */
   fromClient(m: JSONRPCMessage): void {
     this.touch();
+    if (!this.initialized && (m as { method?: unknown }).method !== "initialize") this.initialized = true;
     if (this.routing.toChild(m)) this.armHang();
     if (!this.child.send(m)) this.log.warn("stdio child: write failed");
   }
@@ -153,11 +190,13 @@ export class Session {
   }
 
   private childExited(exit: ExitInfo): void {
+    this.childGone = true;
     const info = { pid: this.child.pid, code: exit.code, signal: exit.signal };
     if (this.ended) {
       this.log.info(info, "stdio child exited");
     } else {
       this.ctx.hooks.upstreamError("child-exit");
+      this.ctx.starts.exited(this.startedAt, exit);
       this.log.warn(info, "stdio child exited; ending its session");
       void this.end("child-exit");
     }

@@ -16,12 +16,14 @@ import type { ProxyHooks } from "../../hooks.js";
 import { readJsonBody } from "./body.js";
 import { classify, type ModernMessage } from "./modern/era.js";
 import { reject } from "./modern/sink.js";
-import type { Downstream, Session } from "./session.js";
+import type { Downstream, Opener, Session } from "./session.js";
 import type { Sessions } from "./sessions.js";
 import { isEventStream, webRequest, writeResponse } from "./web.js";
 
 export interface StreamableOptions {
   sessions: Sessions;
+  /** Who a request comes from: whose share a new session counts against, and who may use it. */
+  clientOf: (req: IncomingMessage) => Opener;
   /** Serves a POST that era.ts classified modern. */
   modern: (req: IncomingMessage, res: ServerResponse, message: ModernMessage) => Promise<void>;
   bodyLimit: number;
@@ -63,7 +65,7 @@ export function streamableEndpoint(o: StreamableOptions): (req: IncomingMessage,
       maxRequestBodySize: bodyLimit,
     });
     t.onmessage = (m) => s.fromClient(m);
-    t.onerror = (err) => log.debug({ session: s.id, err: err.message }, "streamable HTTP transport error");
+    t.onerror = (err) => log.debug({ session: s.tag, err: err.message }, "streamable HTTP transport error");
     t.onclose = () => void s.end("delete");
     s.down = new StreamableDownstream(t);
     return t;
@@ -105,7 +107,9 @@ export function streamableEndpoint(o: StreamableOptions): (req: IncomingMessage,
       return;
     }
     const sid = sessionIdOf(req);
-    const known = sid ? sessions.find(sid, "streamable") : undefined;
+    const opener = o.clientOf(req);
+    // Another principal's session is as unknown to this request as one that never was.
+    const known = sid ? sessions.find(sid, "streamable", opener.principal) : undefined;
     if (method !== "POST" && !sid) {
       // No session, no stream: the 2026-07-28 answer, and no legacy client asks this.
       sendJsonRpcError(res, 405, "Method not allowed.", { Allow: "POST" });
@@ -138,7 +142,7 @@ export function streamableEndpoint(o: StreamableOptions): (req: IncomingMessage,
       sendJsonRpcError(res, 400, "Bad Request: No valid session ID provided");
       return;
     }
-    const s = await sessions.open(randomUUID(), "streamable", res);
+    const s = await sessions.open(randomUUID(), "streamable", opener, res);
     if (!s) return;
     if (s.ended) {
       sendJsonRpcError(res, 503, "Service Unavailable: shutting down");

@@ -11,6 +11,7 @@ import { randomUUID } from "node:crypto";
 import { pino } from "pino";
 import { waitFor } from "../../../support/wait.js";
 import { INIT, post, recordingHooks, scoped, startProxy } from "./harness.js";
+import { sessionTag } from "../../../../proxy/server/upstream/stdio/session.js";
 
 const FAKE = String.raw`
 const marker = process.argv[1];
@@ -96,7 +97,7 @@ test("fake stdio server: unknown methods and notifications relayed unchanged, mi
 
     // stderr lines are logged with the session id, never written to our stdout.
     await waitFor(() => records.some((r) => r.stderr === `fake server up ${marker}`), 2_000, "stderr line in the log");
-    assert.ok(records.some((r) => r.session === sid && r.stderr === 'echoing "req-1"'));
+    assert.ok(records.some((r) => r.session === sessionTag(sid) && r.stderr === 'echoing "req-1"'));
 
     // The child dies while a request is pending: the request gets an error, the GET stream ends.
     const crash = await post(p, { jsonrpc: "2.0", id: 13, method: "x/exit" }, sid);
@@ -111,7 +112,7 @@ test("fake stdio server: unknown methods and notifications relayed unchanged, mi
     await waitFor(() => p.up.sessions() === 0, 3_000, "the session to end");
     assert.deepEqual(hooks.errors, ["child-exit"]);
     assert.ok(
-      records.some((r) => r.session === sid && r.code === 3),
+      records.some((r) => r.session === sessionTag(sid) && r.code === 3),
       "exit code logged",
     );
     assert.equal((await post(p, { jsonrpc: "2.0", id: 14, method: "x/echo" }, sid)).status, 404);

@@ -12,6 +12,7 @@ import type { ProxyHooks } from "../../../hooks.js";
 import type { ChildCommand, ExitInfo } from "../child.js";
 import type { Id, ModernMessage, Rejection } from "./era.js";
 import { ToolHeaders } from "./headers.js";
+import type { StartHealth } from "../starts.js";
 import { Inflight, Member, type MemberOwner, type Sink } from "./member.js";
 
 export interface PoolOptions {
@@ -21,6 +22,8 @@ export interface PoolOptions {
   requestIdleMs: number;
   hooks: ProxyHooks;
   log: Logger;
+  /** Told of every start, failed start and early exit (/healthz). */
+  starts?: StartHealth;
 }
 
 /** A child that dies sooner than this after its start counts as dying young. */
@@ -55,6 +58,7 @@ class Slot {
     if (this.member !== m) return;
     this.member = undefined;
     if (this.pool.closing) return;
+    this.pool.starts?.exited(m.startedAt, info);
     this.youngDeaths = Date.now() - m.startedAt < YOUNG_MS ? this.youngDeaths + 1 : 0;
     const delay = this.youngDeaths === 0 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (this.youngDeaths - 1));
     this.pool.log.warn({ pool: this.index, pid: m.child.pid, code: info.code, signal: info.signal, restartInMs: delay }, "stdio child (modern pool) exited; restarting it");
@@ -84,6 +88,7 @@ class Slot {
       try {
         await m.start();
       } catch (err) {
+        this.pool.starts?.spawnFailed(err);
         this.pool.hooks.upstreamError("connect");
         this.pool.log.error({ pool: this.index, err: err instanceof Error ? err.message : String(err) }, "stdio child (modern pool) failed to start");
         return undefined;
@@ -93,6 +98,7 @@ class Slot {
         return undefined;
       }
       this.member = m;
+      this.pool.starts?.started(() => !m.live);
       return m;
     } finally {
       this.pending = undefined;
@@ -118,6 +124,7 @@ export class ModernPool implements MemberOwner {
   readonly requestIdleMs: number;
   readonly hooks: ProxyHooks;
   readonly log: Logger;
+  readonly starts: StartHealth | undefined;
   /** `x-mcp-header` annotations learned from the tools/list answers that passed by. */
   readonly toolHeaders = new ToolHeaders();
   closing = false;
@@ -133,6 +140,7 @@ export class ModernPool implements MemberOwner {
     this.requestIdleMs = o.requestIdleMs;
     this.hooks = o.hooks;
     this.log = o.log;
+    this.starts = o.starts;
     this.slots = Array.from({ length: Math.max(1, o.size) }, (_, i) => new Slot(this, i));
   }
 
