@@ -136,7 +136,7 @@ async function reconnectGetStream(s: Setup): Promise<void> {
 describe("serve with a stdio upstream (server-everything as a child per session)", { timeout: 90_000 }, () => {
   let s: Setup | undefined;
   before(async () => {
-    s = await setup(`upstream: { command: ["${process.execPath}", "${EVERYTHING}", "stdio"], maxSessions: 4 }\n`);
+    s = await setup(`upstream: { command: ["${process.execPath}", "${EVERYTHING}", "stdio"], maxSessions: 4, maxSessionsPerClient: 4 }\n`);
   });
   after(() => teardown(s));
 

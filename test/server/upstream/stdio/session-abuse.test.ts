@@ -86,7 +86,14 @@ describe("stdio sessions under abuse (serve, legacy sessions)", { timeout: 90_00
     const r = await rawInit();
     const sid = String(r.headers["mcp-session-id"]);
     assert.ok(
-      await eventually(() => s.output().split("\n").some((l) => l.includes(tag(sid)) && l.includes("not initialized in time")), 10_000),
+      await eventually(
+        () =>
+          s
+            .output()
+            .split("\n")
+            .some((l) => l.includes(tag(sid)) && l.includes("not initialized in time")),
+        10_000,
+      ),
       "reclaim logged",
     );
     const again = await fetchVia(pinnedAgent(s.certPem), s.port, "/mcp", {

@@ -51,8 +51,11 @@ describe("stdio sessions belong to the attested client that opened them", { time
     base = `https://127.0.0.1:${running.address.port}`;
     const sv = await verifyRaTlsCertificate(await servedCertificate("127.0.0.1", running.address.port), { trustRoots: [serverProvider.rootPem] });
     assert.ok(sv.quote?.teeType === "SGX");
-    const policy = await buildPolicy({ trustRoots: ["dev/root.pem"], measurements: [{ mrenclave: sv.quote.mrenclave }], allowDebug: true, tcb: { require: false }, freshness: "exporter" }, "(test)", dir, (p) =>
-      readFile(p, "utf8"),
+    const policy = await buildPolicy(
+      { trustRoots: ["dev/root.pem"], measurements: [{ mrenclave: sv.quote.mrenclave }], allowDebug: true, tcb: { require: false }, freshness: "exporter" },
+      "(test)",
+      dir,
+      (p) => readFile(p, "utf8"),
     );
     alice = attestedFetch({ policy, clientIdentity: { keyPem: ids[0]!.keyPem, certPem: ids[0]!.certPem } });
     mallory = attestedFetch({ policy, clientIdentity: { keyPem: ids[1]!.keyPem, certPem: ids[1]!.certPem } });
@@ -63,8 +66,7 @@ describe("stdio sessions belong to the attested client that opened them", { time
     await running?.close();
   });
 
-  const post = (f: AttestedFetch, body: unknown, sid?: string) =>
-    f(`${base}/mcp`, { method: "POST", headers: { ...HEADERS, ...(sid ? { "mcp-session-id": sid } : {}) }, body: JSON.stringify(body) });
+  const post = (f: AttestedFetch, body: unknown, sid?: string) => f(`${base}/mcp`, { method: "POST", headers: { ...HEADERS, ...(sid ? { "mcp-session-id": sid } : {}) }, body: JSON.stringify(body) });
   const touch = (id: number) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "touch", arguments: {} } });
 
   it("another attested client using the id gets 404 and the child never sees its request", async () => {
@@ -74,7 +76,11 @@ describe("stdio sessions belong to the attested client that opened them", { time
     await init.text();
     assert.equal((await post(alice, { jsonrpc: "2.0", method: "notifications/initialized" }, sid)).status, 202);
 
-    for (const r of [await post(mallory, touch(7), sid), await mallory(`${base}/mcp`, { headers: { ...HEADERS, "mcp-session-id": sid } }), await mallory(`${base}/mcp`, { method: "DELETE", headers: { ...HEADERS, "mcp-session-id": sid } })]) {
+    for (const r of [
+      await post(mallory, touch(7), sid),
+      await mallory(`${base}/mcp`, { headers: { ...HEADERS, "mcp-session-id": sid } }),
+      await mallory(`${base}/mcp`, { method: "DELETE", headers: { ...HEADERS, "mcp-session-id": sid } }),
+    ]) {
       assert.equal(r.status, 404);
       assert.match(await r.text(), /Session not found/);
     }
