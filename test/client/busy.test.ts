@@ -8,16 +8,27 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { AttestationRejectedError } from "../../proxy/client/errors.js";
 import { rejectionOf, verifyRemote } from "../../proxy/client/connector.js";
+import { startHttpBridge } from "../../proxy/client/bridge/listen.js";
+import { startUpstream, type Upstream } from "../support/upstream.js";
+import { sleep, within } from "../support/wait.js";
 import { policyFor, startDevServe, type Served } from "./harness.js";
 
 const SHARE = 30;
 
 describe("busy evidence endpoint", { timeout: 120_000 }, () => {
   let s: Served | undefined;
+  let up: Upstream | undefined;
   before(async () => {
-    s = await startDevServe(`upstream: { url: "http://127.0.0.1:9" }\n`, `{ quotesPerMinute: 10000, quotesPerClientPerMinute: ${SHARE} }`);
+    up = await startUpstream((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end('{"ok":true}');
+    });
+    s = await startDevServe(`upstream: { url: "http://127.0.0.1:${up.port}" }\n`, `{ quotesPerMinute: 10000, quotesPerClientPerMinute: ${SHARE} }`);
   });
-  after(() => s?.close());
+  after(async () => {
+    await s?.close();
+    await up?.close();
+  });
 
   it("past its share, a client waits out Retry-After and is verified within its deadline; with no time left the verdict is busy, not rejected", async () => {
     const policy = await policyFor(s!, { freshness: "exporter" });
@@ -37,5 +48,39 @@ describe("busy evidence endpoint", { timeout: 120_000 }, () => {
     const wrong = await verifyRemote(`${s!.base}/mcp`, { policy: await policyFor(s!, { measurements: [{ mrenclave: "00".repeat(32) }] }) });
     assert.equal(wrong.ok, false);
     assert.ok(rejectionOf(new AttestationRejectedError(wrong)));
+  });
+
+  it("a bridge whose new connections find the remote busy answers those requests with an error and keeps serving", async () => {
+    const policy = await policyFor(s!, { freshness: "exporter" });
+    // Let the share refill first: the test above spent it.
+    await sleep(2500);
+    const logs: string[] = [];
+    const bridge = await startHttpBridge({ remote: new URL(`${s!.base}/mcp`), policy, log: (l) => logs.push(l), connectTimeoutMs: 1200, listen: { host: "127.0.0.1", port: 0 } });
+    let exited: number | null = null;
+    void bridge.done.then((c) => (exited = c));
+    try {
+      // Concurrent requests need connections of their own: more than the share can attest at once.
+      const statuses = await within(
+        Promise.all(Array.from({ length: SHARE + 10 }, () => fetch(`http://127.0.0.1:${bridge.address.port}/mcp`, { method: "POST", body: "{}" }).then((r) => r.status))),
+        60_000,
+        "concurrent requests through the bridge",
+      );
+      assert.ok(
+        statuses.some((c) => c !== 200),
+        `some connection found the remote busy: ${statuses.join(",")}`,
+      );
+      assert.ok(
+        logs.some((l) => /the remote is busy/.test(l)),
+        logs.join("\n"),
+      );
+      assert.equal(exited, null, `the bridge exited: ${logs.join("\n")}`);
+      // Once the share refills, the same bridge serves again.
+      await sleep(2500);
+      const again = await fetch(`http://127.0.0.1:${bridge.address.port}/mcp`, { method: "POST", body: "{}" });
+      assert.equal(again.status, 200);
+      assert.equal(exited, null);
+    } finally {
+      await bridge.close();
+    }
   });
 });

@@ -72,14 +72,24 @@ export function describeAccepted(v: ConnectionVerdict): string {
  * not); a remote that cannot be reached at all is a start-up error (exit 2), not a rejection.
  */
 export async function checkRemote(o: BridgeCommon): Promise<ConnectionVerdict> {
-  try {
-    return await verifyRemote(o.remote, { policy: o.policy, ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}) });
-  } catch (e) {
-    const r = rejectionOf(e);
-    if (r) return r.verdict;
-    throw new BridgeError("REMOTE_UNREACHABLE", `cannot reach ${o.remote.origin}: ${errorText(e)}`);
+  // A remote still busy after one connect bound (429 / 503 waited out) is asked again a few
+  // times: busy is never a rejection, and past the last try it is a start-up error (exit 2).
+  for (let attempt = 1; ; attempt++) {
+    let v: ConnectionVerdict;
+    try {
+      v = await verifyRemote(o.remote, { policy: o.policy, ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}) });
+    } catch (e) {
+      const r = rejectionOf(e);
+      if (r) return r.verdict;
+      throw new BridgeError("REMOTE_UNREACHABLE", `cannot reach ${o.remote.origin}: ${errorText(e)}`);
+    }
+    if (!v.freshness.busy) return v;
+    if (attempt >= BUSY_START_ATTEMPTS) throw new BridgeError("REMOTE_UNREACHABLE", `${o.remote.origin} stayed busy (${v.failed?.reason ?? "429 / 503"}) through ${attempt} tries`);
   }
 }
+
+/** How many connect bounds a bridge spends on a busy remote at start before giving up. */
+const BUSY_START_ATTEMPTS = 4;
 
 export { errorText };
 
@@ -87,6 +97,8 @@ export { errorText };
 export function verdictWatcher(log: Log, first: ConnectionVerdict, onReject: (v: ConnectionVerdict) => void): (v: ConnectionVerdict) => void {
   const seen = new Set<string>([first.fingerprint]);
   return (v) => {
+    // A busy remote failed no check: that one connection's request fails, the bridge goes on.
+    if (!v.ok && v.freshness.busy) return log(`the remote is busy: ${v.failed?.reason ?? "429 / 503"}`);
     if (!v.ok) return onReject(v);
     if (seen.has(v.fingerprint)) return;
     seen.add(v.fingerprint);
