@@ -169,19 +169,8 @@ async function runBridge(argv: string[]): Promise<number> {
   if (values.remote === undefined) return usage("bridge needs --remote URL");
   if (values.policy === undefined) return usage("bridge needs --policy FILE");
   if ((values.stdio === true) === (values.listen !== undefined)) return usage("bridge needs exactly one of --stdio and --listen HOST:PORT");
-  const [{ parseListen, parseRemote, runStdioBridge }, { startHttpBridge }, { loadPolicy }] = await Promise.all([
-    import("../client/bridge/stdio.js"),
-    import("../client/bridge/listen.js"),
-    import("../evidence/policy.js"),
-  ]);
-  const remote = parseRemote(values.remote);
-  const listen = values.listen === undefined ? null : parseListen(values.listen);
-  const policy = await loadPolicy(values.policy);
-  const log = (line: string): void => void process.stderr.write(`attestable-mcp bridge: ${line}\n`);
-  const code = listen ? await (await startHttpBridge({ remote, policy, log, listen, signals: true })).done : await runStdioBridge({ remote, policy, log, signals: true });
-  // Whatever the ending left open (a keep-alive socket, stdin) must not keep the bridge alive.
-  setTimeout(() => process.exit(code), 2000).unref();
-  return code;
+  const { bridge } = await import("./bridge.js");
+  return bridge({ remote: values.remote, policy: values.policy, listen: values.listen ?? null });
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -10,19 +10,12 @@ import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from "node:chi
 import { accessSync, constants, readdirSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { delimiter, join } from "node:path";
+// The suite's bounded waits, one copy for tests and benchmarks alike.
+import { sleep, within } from "../../test/support/wait.js";
+
+export { sleep, within };
 
 export const LOOPBACK = "127.0.0.1";
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Rejects after `ms`, naming what did not finish. */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 export interface Tracked {
   name: string;

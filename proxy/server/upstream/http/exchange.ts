@@ -20,25 +20,15 @@
 import { Readable } from "node:stream";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
-import type { Logger } from "pino";
-import type { ProxyHooks } from "../../hooks.js";
-import { requestHeaders, relayableReason, responseHeaders, type HeaderRules, type Headers } from "./headers.js";
+import { requestHeaders, relayableReason, responseHeaders, type Headers } from "./headers.js";
 import { INVALID_REQUEST_MESSAGE, failureMessage, headersTimeoutMessage, isInvalidRequest, isUpstreamFailure, sendError, upstreamCode, upstreamFailure, type Outcome } from "./failure.js";
 import type { Pool, Slot } from "./pool.js";
+import type { ForwarderContext } from "./context.js";
 
 /** What every exchange of one forwarder shares; `closed` and `open` are the forwarder's live state. */
-export interface ExchangeContext {
+export interface ExchangeContext extends ForwarderContext {
   readonly pool: Pool;
-  readonly rules: HeaderRules;
-  readonly describe: string;
   readonly bodyLimit: number;
-  readonly headersTimeoutMs: number | null;
-  readonly idleTimeoutMs: number;
-  readonly log: Logger;
-  readonly hooks: ProxyHooks;
-  readonly closed: boolean;
-  /** What the forwarder's close() tears down. */
-  readonly open: Set<{ teardown(): void }>;
 }
 
 /** Client errors surface through the response's 'close'; one shared listener, not one per request. */

@@ -13,24 +13,14 @@ import http from "node:http";
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import type { Logger } from "pino";
-import type { ProxyHooks } from "../../hooks.js";
-import { UPGRADE_KEEP, endToEnd, requestHeaders, responseHead, type HeaderRules, type Headers } from "./headers.js";
+import { UPGRADE_KEEP, endToEnd, requestHeaders, responseHead, type Headers } from "./headers.js";
 import { INVALID_REQUEST_MESSAGE, errCode, failureMessage, headersTimeoutMessage, isUpstreamFailure, sendSocketError, upstreamFailure, type Outcome } from "./failure.js";
 import type { UpstreamTarget } from "./pool.js";
+import type { ForwarderContext } from "./context.js";
 
 /** What every tunnel of one forwarder shares; `closed` and `open` are the forwarder's live state. */
-export interface UpgradeContext {
+export interface UpgradeContext extends ForwarderContext {
   readonly target: UpstreamTarget;
-  readonly rules: HeaderRules;
-  readonly describe: string;
-  readonly headersTimeoutMs: number | null;
-  readonly idleTimeoutMs: number;
-  readonly log: Logger;
-  readonly hooks: ProxyHooks;
-  readonly closed: boolean;
-  /** What the forwarder's close() tears down. */
-  readonly open: Set<{ teardown(): void }>;
 }
 
 export interface Tunnels {

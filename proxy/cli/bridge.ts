@@ -1,0 +1,16 @@
+/** `bridge`: a local MCP endpoint in front of a verified remote; the relays live in client/bridge/. */
+import { startHttpBridge } from "../client/bridge/listen.js";
+import { parseListen, parseRemote, runStdioBridge } from "../client/bridge/stdio.js";
+import { loadPolicy } from "../evidence/policy.js";
+
+/** Runs the bridge (stdio when `listen` is null) until it ends; the exit code. */
+export async function bridge(args: { remote: string; policy: string; listen: string | null }): Promise<number> {
+  const remote = parseRemote(args.remote);
+  const listen = args.listen === null ? null : parseListen(args.listen);
+  const policy = await loadPolicy(args.policy);
+  const log = (line: string): void => void process.stderr.write(`attestable-mcp bridge: ${line}\n`);
+  const code = listen ? await (await startHttpBridge({ remote, policy, log, listen, signals: true })).done : await runStdioBridge({ remote, policy, log, signals: true });
+  // Whatever the ending left open (a keep-alive socket, stdin) must not keep the bridge alive.
+  setTimeout(() => process.exit(code), 2000).unref();
+  return code;
+}
