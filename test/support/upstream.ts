@@ -45,13 +45,16 @@ export async function freePort(): Promise<number> {
 export interface Upstream {
   server: Server;
   port: number;
+  /** http://127.0.0.1:PORT (TCP listeners). */
+  base: string;
   close(): Promise<void>;
 }
 
 export async function startUpstream(handler: RequestListener, where: number | string = 0): Promise<Upstream> {
   const server = http.createServer(handler);
   await listen(server, where);
-  return { server, port: typeof where === "string" ? 0 : portOf(server), close: () => shut(server) };
+  const port = typeof where === "string" ? 0 : portOf(server);
+  return { server, port, base: `http://${LOOPBACK}:${port}`, close: () => shut(server) };
 }
 
 export interface RecordedHooks extends ProxyHooks {

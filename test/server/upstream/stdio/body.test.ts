@@ -1,26 +1,12 @@
 /** The bounded JSON body reader over a real HTTP server: a value, the limit declared or chunked, a parse error. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { readJsonBody, type BodyResult } from "../../../../proxy/server/upstream/stdio/body.js";
-
-async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ base: string; close(): Promise<void> }> {
-  const server = http.createServer(handler);
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
-  return {
-    base: `http://127.0.0.1:${port}`,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
+import { startUpstream } from "../../../support/upstream.js";
 
 test("readJsonBody: a value within the limit; over it (declared or chunked) 413 with Connection: close; not JSON 400 -32700", async () => {
   const results: BodyResult[] = [];
-  const s = await serve((req, res) => {
+  const s = await startUpstream((req, res) => {
     void readJsonBody(req, res, 64).then((r) => {
       results.push(r);
       if (r.ok) res.end(JSON.stringify(r.value));

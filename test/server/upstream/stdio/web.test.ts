@@ -5,27 +5,13 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { isEventStream, webRequest, writeResponse } from "../../../../proxy/server/upstream/stdio/web.js";
 import { waitFor, within } from "../../../support/wait.js";
-
-async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ base: string; close(): Promise<void> }> {
-  const server = http.createServer(handler);
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
-  return {
-    base: `http://127.0.0.1:${port}`,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
+import { startUpstream } from "../../../support/upstream.js";
 
 test("writeResponse: a complete body goes out whole with its length; no body stays empty; webRequest carries method and headers", async () => {
   const seen: Request[] = [];
-  const s = await serve((req, res) => {
+  const s = await startUpstream((req, res) => {
     const request = webRequest(req, res);
     seen.push(request);
     const response = req.url === "/empty" ? new Response(null, { status: 202 }) : new Response('{"ok":true}', { status: 200, headers: { "Content-Type": "application/json", "Mcp-Session-Id": "s1" } });
@@ -55,7 +41,7 @@ test("writeResponse: an event stream's head goes out before its first event; the
   let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
   let request: Request | undefined;
   let done: Promise<void> | undefined;
-  const s = await serve((req, res) => {
+  const s = await startUpstream((req, res) => {
     request = webRequest(req, res);
     const body = new ReadableStream<Uint8Array>({
       start: (c) => void (controller = c),
