@@ -28,6 +28,7 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
 import { round, selfCheckWhenMain } from "./stats.js";
+import { sleep } from "../../test/support/wait.js";
 
 export interface MemoryFigures {
   idleRssMb: number;
@@ -43,8 +44,6 @@ const BATCH = 100;
 /** fds kept free in this process for everything else. */
 const FD_MARGIN = 64;
 const CLOSE_WAIT_MS = 5_000;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** VmRSS of `pid` in kB. */
 export function readRssKb(pid: number): number {

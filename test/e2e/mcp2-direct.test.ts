@@ -7,14 +7,14 @@
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { SdkError, SdkErrorCode, type Client } from "@modelcontextprotocol/client";
 import { connectHttp, connectStdio, connectV1Http, connectV1Stdio, negotiatedVersion, eraOf, ELICIT_ANSWER, SAMPLE_PREFIX, MODERN, type Seen, type Mode } from "../support/mcp2/client.js";
 import { startHttpServer, stdioServer, within, waitFor, SERVER_JS, type HttpServer } from "../support/mcp2/spawn.js";
+import { tempDir } from "../support/wait.js";
 
-const dir = mkdtempSync(join(tmpdir(), "mcp2-direct-"));
+const dir = tempDir("mcp2-direct-");
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const textOf = (r: { content?: unknown }): string => {

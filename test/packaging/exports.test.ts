@@ -8,13 +8,13 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import ts from "typescript";
 import { after, before, describe, it } from "node:test";
 import { DIST, REPO } from "../support/vectors.js";
+import { tempDir } from "../support/wait.js";
 
 const PKG = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { name: string; exports: Record<string, { types: string; default: string }> };
 
@@ -103,7 +103,7 @@ describe("the subpath entries, imported by the package's name", () => {
   const typeErrors = new Map<string, string[]>();
 
   before(() => {
-    tmp = mkdtempSync(join(tmpdir(), "amcp-exports-"));
+    tmp = tempDir("amcp-exports-");
     // An installed copy whose dist/ is the build under test: package.json (and so its `exports`)
     // as it is in the repository, resolved the way a consumer's import resolves it.
     const pkg = join(tmp, "node_modules", PKG.name);

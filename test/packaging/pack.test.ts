@@ -8,11 +8,11 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { DIST, expected, REPO, vectorPath } from "../support/vectors.js";
+import { tempDir } from "../support/wait.js";
 
 const PKG = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as {
   name: string;
@@ -66,7 +66,7 @@ describe("the npm package, packed, installed in an empty directory and used ther
   let consumer = "";
 
   before(() => {
-    tmp = mkdtempSync(join(tmpdir(), "amcp-pack-"));
+    tmp = tempDir("amcp-pack-");
     // Pack from a staging copy, not the repo root. The tests run from DIST: dist/ after
     // `npm run build`, or a private out dir while developing, when the repo's dist/ may be stale
     // or absent; packing the repo root would test whichever dist/ happens to lie there. The copy

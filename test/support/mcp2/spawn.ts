@@ -3,6 +3,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { StdioParams } from "./client.js";
+import { waitFor, within } from "../wait.js";
+
+// The suite's bounded waits, for the tests that import them from here.
+export { waitFor, within };
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The compiled server script (next to this file in the build output). */
@@ -66,23 +70,4 @@ export async function startHttpServer(
     });
   });
   return { url: `http://127.0.0.1:${port}/mcp`, port, child, stderr: () => err, stop };
-}
-
-/** Rejects after `ms` so nothing waits forever. */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `cond` until it holds; fails naming what was awaited after `ms`. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string, stepMs = 25): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() >= deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
 }

@@ -8,18 +8,17 @@
  * arrive). Not a test: it asserts nothing, it writes what it saw. Network: 127.0.0.1 only.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { appendFileSync, readFileSync, writeFileSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectStdio, connectHttp, type Mode } from "./client.js";
 import type { Client } from "@modelcontextprotocol/client";
+import { sleep, tempDir } from "../wait.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SERVER = join(here, "server.js");
 const TEE = join(here, "tee.js");
-const dir = mkdtempSync(join(tmpdir(), "mcp2-wire-"));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const dir = tempDir("mcp2-wire-");
 const out: string[] = [];
 const md = (s: string) => out.push(s);
 
