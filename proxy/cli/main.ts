@@ -30,13 +30,20 @@ Commands:
       clients that pin it (docs/pinning.md: a pin breaks at every certificate rotation).
       Exit 0 trusted, 1 rejected (the failed check is named), 2 usage error, invalid policy
       (the key is named), network error, or FILE not writable.
-  bridge --remote URL --policy FILE (--stdio | --listen HOST:PORT)
+  new-key NAME --keys-file FILE
+      A bearer key for auth.mode: bearer. Prints a random token (32 bytes, base64url) once on
+      stdout and appends "NAME <sha256 hex of the token>" to FILE (created with mode 0600); the
+      token itself is stored nowhere. NAME: 1 to 64 of A-Z a-z 0-9 . _ - and new in FILE.
+      Exit 0 on success, 2 on usage, a NAME already there, or FILE unusable.
+  bridge --remote URL --policy FILE (--stdio | --listen HOST:PORT) [--bearer-file FILE]
       A local MCP endpoint that forwards to a remote RA-TLS proxy once its evidence satisfies the
       policy. --stdio: an MCP stdio server for desktop clients (logs go to stderr); each message
       reaches the remote unchanged, in the MCP revision the client speaks. --listen:
       plain Streamable HTTP on a loopback address (port 0 picks one; the address is printed on
       stderr). Every new connection to the remote is verified, so a changed certificate is checked
-      again. Exit 1 when the remote fails attestation (the failed check is named on stderr), 2 on
+      again. --bearer-file: a file holding a bearer token (never the token in argv), sent as
+      Authorization: Bearer on every request to the remote; without it, in --listen mode a local
+      client's own Authorization passes through. Exit 1 when the remote fails attestation (the failed check is named on stderr), 2 on
       usage, an invalid policy (the key is named) or a remote unreachable at start, 0 when stdin
       closes (--stdio) or after SIGINT / SIGTERM.
 
@@ -158,6 +165,7 @@ async function runBridge(argv: string[]): Promise<number> {
       policy: { type: "string" },
       stdio: { type: "boolean" },
       listen: { type: "string" },
+      "bearer-file": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -170,7 +178,25 @@ async function runBridge(argv: string[]): Promise<number> {
   if (values.policy === undefined) return usage("bridge needs --policy FILE");
   if ((values.stdio === true) === (values.listen !== undefined)) return usage("bridge needs exactly one of --stdio and --listen HOST:PORT");
   const { bridge } = await import("./bridge.js");
-  return bridge({ remote: values.remote, policy: values.policy, listen: values.listen ?? null });
+  return bridge({ remote: values.remote, policy: values.policy, listen: values.listen ?? null, bearerFile: values["bearer-file"] ?? null });
+}
+
+async function runNewKey(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { "keys-file": { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) return usage("new-key takes exactly one NAME");
+  if (values["keys-file"] === undefined) return usage("new-key needs --keys-file FILE");
+  const { newKey } = await import("./new-key.js");
+  // Errors (a taken NAME, an unusable FILE) are ConfigErrors: main's handler prints them, exit 2.
+  process.stdout.write(`${newKey(positionals[0]!, values["keys-file"])}\n`);
+  return 0;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -188,6 +214,8 @@ async function main(argv: string[]): Promise<number> {
       return runVerify(rest);
     case "bridge":
       return runBridge(rest);
+    case "new-key":
+      return runNewKey(rest);
     default:
       return usage(`unknown command "${command}"`);
   }

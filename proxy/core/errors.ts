@@ -96,7 +96,7 @@ export const ERROR_CODES = {
   /** WorkerError */
   worker: ["WORKER_START_FAILED", "WORKER_EXITED"],
   /** BridgeError */
-  bridge: ["REMOTE_INVALID", "REMOTE_UNREACHABLE", "LISTEN_INVALID", "LISTEN_NOT_LOOPBACK"],
+  bridge: ["REMOTE_INVALID", "REMOTE_UNREACHABLE", "LISTEN_INVALID", "LISTEN_NOT_LOOPBACK", "BEARER_FILE_INVALID"],
   /** ConnectorError, ExchangeFailure */
   connector: ["URL_INVALID", "INSECURE_URL", "CONNECT_TIMEOUT", "CONNECTION_LOST", "EVIDENCE_EXCHANGE_FAILED"],
   /** AttestationRejectedError (client/errors.ts): the verdict is the payload. */

@@ -15,6 +15,7 @@ import { isLoopback, unbracket, valueParsers } from "../core/schema.js";
 import { loadPolicy, type Policy } from "../evidence/policy.js";
 import { normalHost, normalOrigin } from "./upstream/stdio/origin.js";
 import { attestationEndpointOf, connectionLimitsOf, sessionLimitsOf } from "./config-shares.js";
+import { authOf, type AuthConfig } from "./config-auth.js";
 
 export { ConfigError };
 
@@ -66,6 +67,8 @@ export interface Config {
   limits: { handshakeTimeoutMs: number; headersTimeoutMs: number; maxHeaderSize: number; maxHeaders: number; maxConnections: number; maxConnectionsPerClient: number };
   /** Mutual attestation; `policy` is loaded by loadConfig (null when mode is off). */
   clientAttestation: { mode: "off" | "optional" | "required"; policyFile: string | null; policySource: string; policy: Policy | null };
+  /** Who may call (config-auth.ts): bearer keys are read at load. */
+  auth: AuthConfig;
 }
 
 /** Every key a config may hold, with its default. `undefined` marks keys with no default. */
@@ -110,6 +113,8 @@ const DEFAULTS = {
   "limits.maxConnectionsPerClient": null,
   "clientAttestation.mode": "off",
   "clientAttestation.policy": null,
+  "auth.mode": "none",
+  "auth.bearer.keysFile": null,
 } as const satisfies Record<string, unknown>;
 
 type Key = keyof typeof DEFAULTS;
@@ -296,6 +301,7 @@ export function buildConfig(raw: Raw, source: string): Config {
       ...connectionLimitsOf(keyGet, keySrc),
     },
     clientAttestation: clientAttestationOf(raw, get, src),
+    auth: authOf(keyGet, keySrc, source === "(no file)" ? null : source),
   };
 }
 

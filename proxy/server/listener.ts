@@ -22,7 +22,9 @@ import type { Upstream } from "./upstream/upstream.js";
 import { ATTESTATION_PATH, createAttestationEndpoint } from "./wellknown.js";
 import { admitConnections, refuseRequest, refuseUpgrade, requestHeadProblem } from "./admission.js";
 import { ConnectionShares, clientOfAddress } from "./shares.js";
-import { principalOf } from "./principal.js";
+import { callerOf, principalOf } from "./principal.js";
+import { createBearerGuard, subjectOf } from "./auth/bearer.js";
+import { AUTHENTICATED_SUBJECT_HEADER } from "../core/protocol.js";
 
 export interface RunningServer {
   server: HttpsServer;
@@ -66,6 +68,10 @@ export async function startServer(config: Config, provider: AttestationProvider,
           onFailure: (check) => metrics.clientAttestationFailures.inc({ check }),
         });
 
+  // Who may call: checked after the client's attestation verdict, before anything is forwarded.
+  const guard = config.auth.mode === "bearer" ? createBearerGuard(config.auth.keys, log.child({ component: "auth" })) : null;
+  if (config.auth.mode === "bearer") log.info({ keys: config.auth.keys.length, keysFile: config.auth.keysFile }, "bearer keys loaded");
+
   const identity = await Identity.start({
     provider: instrumented(provider, metrics, "certificate"),
     keyType: config.certificate.keyType,
@@ -86,9 +92,9 @@ export async function startServer(config: Config, provider: AttestationProvider,
       maxSessions: up.maxSessions,
       maxSessionsPerClient: up.maxSessionsPerClient,
       initTimeoutMs: up.initTimeoutMs,
-      // A session opened by a trusted client certificate is that certificate's alone.
+      // A session opened by a bearer key or a trusted client certificate is that caller's alone.
       clientOf: (req) => {
-        const principal = gate ? principalOf(req, gate) : null;
+        const principal = callerOf(req, gate);
         return { principal, client: principal ?? clientOfAddress(req.socket.remoteAddress) };
       },
       modernChildren: up.modernChildren,
@@ -112,7 +118,14 @@ export async function startServer(config: Config, provider: AttestationProvider,
       idleTimeoutMs: up.idleTimeoutMs,
       log: log.child({ component: "forward" }),
       hooks: metrics.hooks,
-      ...(gate ? { attestedHeaders: (req: IncomingMessage) => gate.headers(req) } : {}),
+      ...(gate || guard
+        ? {
+            attestedHeaders: (req: IncomingMessage) => {
+              const subject = subjectOf(req);
+              return { ...gate?.headers(req), ...(subject === null ? {} : { [AUTHENTICATED_SUBJECT_HEADER]: subject }) };
+            },
+          }
+        : {}),
     });
   }
 
@@ -131,11 +144,12 @@ export async function startServer(config: Config, provider: AttestationProvider,
     const path = (req.url ?? "/").split("?", 1)[0];
     if (path === ATTESTATION_PATH) return attestation(req, res);
     if (path === "/healthz") return health(req, res);
+    if (guard && !guard.admit(req, res)) return;
     upstream.handle(req, res);
   };
 
   const accounting = requestAccounting(metrics);
-  const logRequest = accessLog(log);
+  const logRequest = accessLog(log, subjectOf);
   const server = createHttpsServer(
     {
       ...identity.secureContextOptions(),
@@ -196,8 +210,9 @@ export async function startServer(config: Config, provider: AttestationProvider,
     if (problem) return refuseUpgrade(socket, problem);
     const path = (req.url ?? "/").split("?", 1)[0];
     const go = (): void => {
-      if (path !== ATTESTATION_PATH && path !== "/healthz") upstream.upgrade(req, socket, head);
-      else socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      if (path !== ATTESTATION_PATH && path !== "/healthz") {
+        if (!guard || guard.admitUpgrade(req, socket)) upstream.upgrade(req, socket, head);
+      } else socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     };
     if (gate) gate.holdUpgrade(req, socket, go);
     else go();

@@ -8,6 +8,7 @@ import type { IncomingMessage } from "node:http";
 import type { TLSSocket } from "node:tls";
 import { VERDICT_HEADER } from "../core/protocol.js";
 import type { ClientGate } from "./client-attestation.js";
+import { subjectOf } from "./auth/bearer.js";
 
 const principals = new WeakMap<object, string | null>();
 
@@ -21,4 +22,15 @@ export function principalOf(req: IncomingMessage, gate: ClientGate): string | nu
   const id = raw && raw.length > 0 ? `cert:${createHash("sha256").update(raw).digest("hex")}` : null;
   principals.set(socket, id);
   return id;
+}
+
+/**
+ * The caller as sessions and shares know it: its bearer key (`key:NAME`), its trusted certificate,
+ * or both when both are configured (a session is then that key on that enclave); null: the address.
+ */
+export function callerOf(req: IncomingMessage, gate: ClientGate | null): string | null {
+  const cert = gate ? principalOf(req, gate) : null;
+  const name = subjectOf(req);
+  const key = name === null ? null : `key:${name}`;
+  return key !== null && cert !== null ? `${key} ${cert}` : (key ?? cert);
 }

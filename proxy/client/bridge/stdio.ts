@@ -13,7 +13,7 @@ import { isLoopback } from "../../core/schema.js";
 import type { Policy } from "../../evidence/policy.js";
 import { attestedFetch, rejectionOf, verifyRemote, type ConnectionVerdict } from "../connector.js";
 import { LineSplitter } from "./frames.js";
-import { errorText, HttpRelay } from "./relay.js";
+import { errorText, type Fetch, HttpRelay } from "./relay.js";
 
 /** Its codes (REMOTE_INVALID, LISTEN_INVALID, LISTEN_NOT_LOOPBACK, REMOTE_UNREACHABLE) all exit 2. */
 export { BridgeError };
@@ -27,6 +27,8 @@ export interface BridgeCommon {
   log: Log;
   /** Bound for the first connection (verifyRemote) and each later one. */
   connectTimeoutMs?: number;
+  /** --bearer-file's token: sent as Authorization on every request to the remote. */
+  bearer?: string | undefined;
 }
 
 const CLOSE_BOUND_MS = 3000;
@@ -159,7 +161,7 @@ export async function runStdioBridge(o: StdioBridgeOptions): Promise<number> {
   const af = attestedFetch({ policy: o.policy, onVerdict: verdictWatcher(o.log, first, reject), ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}) });
   const relay = new HttpRelay({
     url: new URL(o.remote.href),
-    fetch: af,
+    fetch: o.bearer === undefined ? af : withBearer(af, o.bearer),
     write: (line) => {
       if (state === "running") stdout.write(`${line}\n`);
     },
@@ -218,4 +220,13 @@ export async function runStdioBridge(o: StdioBridgeOptions): Promise<number> {
   const exit = await finished;
   offSignals();
   return exit;
+}
+
+/** Every request through `fetch` carries the token; whatever Authorization it had is replaced. */
+function withBearer(fetch: Fetch, token: string): Fetch {
+  return (input, init = {}) => {
+    const headers = new Headers(init.headers);
+    headers.set("authorization", `Bearer ${token}`);
+    return fetch(input, { ...init, headers });
+  };
 }
