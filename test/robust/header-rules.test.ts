@@ -10,31 +10,19 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { connect as tlsConnect } from "node:tls";
 import { after, before, describe, it } from "node:test";
-import { STDIO_SCRIPT, spawnServe, type SpawnedServe } from "../support/robust.js";
+import { STDIO_SCRIPT, spawnServe, type SpawnedServe, rawExchange } from "../support/robust.js";
 import { listen, portOf, shut } from "../support/upstream.js";
-import { tempDir, within } from "../support/wait.js";
+import { tempDir } from "../support/wait.js";
 
 /** Writes `text` on a pinned TLS connection; resolves with everything read until the close. */
 function raw(s: SpawnedServe, text: string): Promise<string> {
-  return within(
-    new Promise((resolve) => {
-      let got = "";
-      const sock = tlsConnect({ host: "127.0.0.1", port: s.port, ca: s.certPem, checkServerIdentity: () => undefined }, () => sock.write(text));
-      sock.on("data", (d: Buffer) => {
-        got += d.toString("latin1");
-        // One response is all we ask for: close once its body is in.
-        const head = got.indexOf("\r\n\r\n");
-        const len = /\r\ncontent-length: (\d+)/i.exec(got.slice(0, head));
-        if (head > 0 && len && got.length >= head + 4 + Number(len[1])) sock.end();
-      });
-      sock.on("error", () => {});
-      sock.on("close", () => resolve(got));
-    }),
-    10_000,
-    "raw exchange",
-  );
+  // One response is all we ask for: close once its body is in.
+  return rawExchange(s, text, (got) => {
+    const head = got.indexOf("\r\n\r\n");
+    const len = /\r\ncontent-length: (\d+)/i.exec(got.slice(0, head));
+    return head > 0 && len !== null && got.length >= head + 4 + Number(len[1]);
+  });
 }
 
 /** The first header line after the ones the HTTP client itself writes first (host, connection). */

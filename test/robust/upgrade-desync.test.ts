@@ -9,11 +9,9 @@
  */
 import assert from "node:assert/strict";
 import net from "node:net";
-import { connect as tlsConnect } from "node:tls";
 import { after, before, describe, it } from "node:test";
-import { spawnServe, type SpawnedServe } from "../support/robust.js";
+import { spawnServe, type SpawnedServe, rawExchange } from "../support/robust.js";
 import { listen, portOf, shut } from "../support/upstream.js";
-import { within } from "../support/wait.js";
 
 interface Seen {
   head: string;
@@ -51,21 +49,9 @@ const upstream = net.createServer((sock) => {
 });
 
 /** One raw request on a pinned TLS connection; resolves with the status code (0: none before the close). */
-function send(s: SpawnedServe, text: string): Promise<number> {
-  return within(
-    new Promise((resolve) => {
-      let got = "";
-      const sock = tlsConnect({ host: "127.0.0.1", port: s.port, ca: s.certPem, checkServerIdentity: () => undefined }, () => sock.write(text));
-      sock.on("data", (d: Buffer) => {
-        got += d.toString("latin1");
-        if (/\r\n\r\n/.test(got)) sock.end();
-      });
-      sock.on("error", () => {});
-      sock.on("close", () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1] ?? 0)));
-    }),
-    15_000,
-    "raw upgrade exchange",
-  );
+async function send(s: SpawnedServe, text: string): Promise<number> {
+  const got = await rawExchange(s, text, (g) => g.includes("\r\n\r\n"), 15_000);
+  return Number(/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1] ?? 0);
 }
 
 const upgradeHead = (extra: string): string =>

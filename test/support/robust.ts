@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs"
 import http from "node:http";
 import https from "node:https";
 import { join, resolve } from "node:path";
+import { connect as tlsConnect } from "node:tls";
 import { derToPem } from "../../proxy/attest/build/x509.js";
 import { servedCertificate } from "./tls-client.js";
 import { freePort } from "./upstream.js";
@@ -299,5 +300,26 @@ export function upstreamStats(port: number): Promise<{ requests: number; bytes: 
     }),
     5000,
     "upstream stats",
+  );
+}
+
+/**
+ * Writes `text` on a TLS connection pinned to serve's certificate and reads until `enough` says the
+ * answer is in (then closes) or the server closes; resolves with everything read (latin1).
+ */
+export function rawExchange(s: SpawnedServe, text: string, enough: (got: string) => boolean, ms = 10_000): Promise<string> {
+  return within(
+    new Promise((resolve) => {
+      let got = "";
+      const sock = tlsConnect({ host: "127.0.0.1", port: s.port, ca: s.certPem, checkServerIdentity: () => undefined }, () => sock.write(text));
+      sock.on("data", (d: Buffer) => {
+        got += d.toString("latin1");
+        if (enough(got)) sock.end();
+      });
+      sock.on("error", () => {});
+      sock.on("close", () => resolve(got));
+    }),
+    ms,
+    "raw exchange",
   );
 }

@@ -172,3 +172,24 @@ export async function waitForPort(port: number, attempts = 100, delayMs = 100): 
   }
   throw new Error(`nothing accepted connections on ${LOOPBACK}:${port} after ${attempts} attempts`);
 }
+
+/** An upstream that accepts connections and never answers; `held` is what it holds open now. */
+export async function startSilentUpstream(): Promise<{ server: net.Server; port: number; held: Set<net.Socket>; close(): Promise<void> }> {
+  const held = new Set<net.Socket>();
+  const server = net.createServer((sock) => {
+    held.add(sock);
+    sock.on("error", () => {});
+    sock.on("close", () => held.delete(sock));
+    sock.resume();
+  });
+  await listen(server);
+  return {
+    server,
+    port: portOf(server),
+    held,
+    close: async () => {
+      for (const sock of held) sock.destroy();
+      await shut(server);
+    },
+  };
+}

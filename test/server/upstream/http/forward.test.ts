@@ -11,7 +11,7 @@ import { gzipSync } from "node:zlib";
 import { pino } from "pino";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { LOOPBACK, freePort, listen, portOf, request, shut, spawnNode, startFront, startUpstream, waitForPort } from "../../../support/upstream.js";
+import { freePort, LOOPBACK, request, spawnNode, startFront, startSilentUpstream, startUpstream, waitForPort } from "../../../support/upstream.js";
 import { sleep, tempDir, within } from "../../../support/wait.js";
 
 const jsonRpcError = (body: Buffer): { jsonrpc: string; id: null; error: { code: number; message: string } } => {
@@ -670,15 +670,9 @@ describe("forwarder: upstream failures", () => {
   });
 
   it("504 when the upstream accepts but never answers", async () => {
-    const held = new Set<net.Socket>();
-    const silent = net.createServer((s) => {
-      held.add(s);
-      s.on("error", () => {});
-      s.on("close", () => held.delete(s));
-      s.resume();
-    });
-    await listen(silent);
-    const front = await startFront({ target: { kind: "http", host: LOOPBACK, port: portOf(silent) }, headersTimeoutMs: 200 });
+    const silent = await startSilentUpstream();
+    const held = silent.held;
+    const front = await startFront({ target: { kind: "http", host: LOOPBACK, port: silent.port }, headersTimeoutMs: 200 });
     try {
       const t0 = performance.now();
       const r = await request(front.port, { path: "/mcp" });
@@ -691,8 +685,7 @@ describe("forwarder: upstream failures", () => {
       await until(() => held.size === 0, 1000, "the abandoned upstream connection closed");
     } finally {
       await front.close();
-      for (const s of held) s.destroy();
-      await shut(silent);
+      await silent.close();
     }
   });
 });

@@ -12,7 +12,7 @@ import { describe, it } from "node:test";
 import { pino } from "pino";
 import { loadConfig } from "../../../../proxy/server/config.js";
 import { createForwarder } from "../../../../proxy/server/upstream/http/forward.js";
-import { LOOPBACK, listen, portOf, request, shut, startFront, startUpstream } from "../../../support/upstream.js";
+import { listen, LOOPBACK, portOf, request, shut, startFront, startSilentUpstream, startUpstream } from "../../../support/upstream.js";
 import { waitFor, within } from "../../../support/wait.js";
 
 const messageOf = (body: Buffer): string => (JSON.parse(body.toString("utf8")) as { error: { message: string } }).error.message;
@@ -29,15 +29,9 @@ describe("forwarder: the response head has no deadline of its own", () => {
   });
 
   it("an upstream that accepts and never answers is cut at upstream.idleTimeout (504), its connection closed", async () => {
-    const held = new Set<net.Socket>();
-    const silent = net.createServer((s) => {
-      held.add(s);
-      s.on("error", () => {});
-      s.on("close", () => held.delete(s));
-      s.resume();
-    });
-    await listen(silent);
-    const front = await startFront({ target: { kind: "http", host: LOOPBACK, port: portOf(silent) }, idleTimeoutMs: 300 });
+    const silent = await startSilentUpstream();
+    const held = silent.held;
+    const front = await startFront({ target: { kind: "http", host: LOOPBACK, port: silent.port }, idleTimeoutMs: 300 });
     try {
       const r = await request(front.port, { path: "/mcp", method: "POST", headers: { "content-type": "application/json" } }, '{"jsonrpc":"2.0","id":1,"method":"tools/call"}');
       assert.equal(r.status, 504);
@@ -46,8 +40,7 @@ describe("forwarder: the response head has no deadline of its own", () => {
       await waitFor(() => held.size === 0, 2000, "the abandoned upstream connection closed");
     } finally {
       await front.close();
-      for (const s of held) s.destroy();
-      await shut(silent);
+      await silent.close();
     }
   });
 
