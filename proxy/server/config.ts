@@ -16,6 +16,7 @@ import { loadPolicy, type Policy } from "../evidence/policy.js";
 import { normalHost, normalOrigin } from "./upstream/stdio/origin.js";
 import { attestationEndpointOf, connectionLimitsOf, sessionLimitsOf } from "./config-shares.js";
 import { authOf, type AuthConfig } from "./config-auth.js";
+import { attestationOf, type AttestationConfig } from "./config-attestation.js";
 
 export { ConfigError };
 
@@ -39,7 +40,7 @@ export interface Config {
   source: string;
   listen: { host: string; port: number };
   tls: { minVersion: "TLSv1.2" | "TLSv1.3" };
-  attestation: { provider: "dev"; devDir: string; gramineDir: string } | { provider: "gramine"; devDir: string; gramineDir: string };
+  attestation: AttestationConfig;
   certificate: { keyType: "P-384" | "P-256"; lifetimeMs: number };
   upstream: Upstream & {
     /** Host header sent upstream (upstream.host); null: the client's. */
@@ -77,7 +78,10 @@ const DEFAULTS = {
   "tls.minVersion": "TLSv1.3",
   "attestation.provider": undefined,
   "attestation.dev.dir": ".attestable-mcp/dev",
+  "attestation.dev.tee": "sgx",
+  "attestation.dev.quoteLatency": 0,
   "attestation.gramine.dir": "/dev/attestation",
+  "attestation.tdx.dir": "/sys/kernel/config/tsm/report",
   "certificate.keyType": "P-384",
   "certificate.lifetime": "24h",
   "upstream.url": null,
@@ -115,6 +119,10 @@ const DEFAULTS = {
   "clientAttestation.policy": null,
   "auth.mode": "none",
   "auth.bearer.keysFile": null,
+  "auth.oauth.issuer": null,
+  "auth.oauth.jwksUrl": null,
+  "auth.oauth.audience": null,
+  "auth.oauth.scopes": [],
 } as const satisfies Record<string, unknown>;
 
 type Key = keyof typeof DEFAULTS;
@@ -251,13 +259,7 @@ export function buildConfig(raw: Raw, source: string): Config {
   const src = (k: Key): string => raw.get(k)?.source ?? "default";
   // config-shares.ts reads keys it names itself; every one of them is in DEFAULTS.
   const [keyGet, keySrc] = [get as (k: string) => unknown, src as (k: string) => string];
-  const provider = get("attestation.provider");
-  if (provider === undefined) fail("attestation.provider", src("attestation.provider"), "required: dev or gramine (there is no default)");
-  const attestation = {
-    provider: oneOf("attestation.provider", provider, src("attestation.provider"), ["dev", "gramine"] as const),
-    devDir: str("attestation.dev.dir", get("attestation.dev.dir"), src("attestation.dev.dir")),
-    gramineDir: str("attestation.gramine.dir", get("attestation.gramine.dir"), src("attestation.gramine.dir")),
-  };
+  const attestation = attestationOf(keyGet, keySrc);
   const up = upstreamOf(raw, get, src);
   const allowPlaintextLoopback = bool("upstream.allowPlaintextLoopback", get("upstream.allowPlaintextLoopback"), src("upstream.allowPlaintextLoopback"));
   if (attestation.provider === "gramine" && up.kind === "http" && !allowPlaintextLoopback) {
