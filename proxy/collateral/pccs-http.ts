@@ -7,9 +7,10 @@ import { fromHex } from "../core/bytes.js";
 import { AttestableMcpError, CollateralError, InputError } from "../core/errors.js";
 import { isLoopback } from "../core/schema.js";
 import { pemBlocks } from "../evidence/asn1/pem.js";
+import { INTEL_PCS_URL } from "../evidence/policy.js";
 import { checkKey, type CollateralKey } from "./key.js";
 
-export const INTEL_PCS_URL = "https://api.trustedservices.intel.com/";
+export { INTEL_PCS_URL };
 /** The CRL distribution point named in Intel's SGX Root CA certificate. */
 export const INTEL_ROOT_CA_CRL_URL = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der";
 export const PCCS_MAX_BODY_BYTES = 1024 * 1024;

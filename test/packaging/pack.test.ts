@@ -125,8 +125,15 @@ describe("the npm package, packed, installed in an empty directory and used ther
       assert.ok(!p.endsWith(".ts") || p.endsWith(".d.ts"), `TypeScript source ${p}`);
     }
     // The named hazards above give the clearer message; this catches whatever else `files` lets in.
-    const stray = entries.filter((p) => !p.startsWith("dist/proxy/") && p !== "package.json" && p !== "README.md");
-    assert.deepEqual(stray, [], "outside files: [dist/proxy, README.md]");
+    const stray = entries.filter((p) => !p.startsWith("dist/proxy/") && !/^docs\/[\w.-]+\.md$/.test(p) && p !== "package.json" && p !== "README.md");
+    assert.deepEqual(stray, [], "outside files: [dist/proxy, docs, README.md]");
+  });
+
+  it("ships every document the README links to, so its links work where npm shows it", () => {
+    const readme = readFileSync(join(REPO, "README.md"), "utf8");
+    const linked = [...readme.matchAll(/\]\((docs\/[\w.-]+\.md)(?:#[^)]*)?\)/g)].map((m) => m[1]!);
+    assert.ok(linked.length > 0, "the README links to no document under docs/");
+    for (const doc of new Set(linked)) assert.ok(entries.includes(doc), `README links to ${doc}, which the package does not ship`);
   });
 
   it("ships every module of the library, and everything package.json's bin and exports name", () => {
