@@ -166,7 +166,7 @@ describe("attestable-mcp verify", { timeout: 90_000 }, () => {
     assert.equal(p.allowDebug, false);
     assert.equal(p.tcb.require, true);
     assert.equal(p.freshness, "exporter");
-    assert.ok(Array.isArray(p.measurements) && p.measurements.every((m) => /^0{64}$/.test(m.mrenclave ?? m.mrsigner ?? "")));
+    assert.ok(Array.isArray(p.measurements) && p.measurements.every((m) => m.tee === "SGX" && /^0{64}$/.test(m.mrenclave ?? m.mrsigner ?? "")));
   });
 
   it("exits 2 for an unknown policy key (named), a missing --policy, and a connection refused", async () => {
