@@ -173,7 +173,14 @@ describe("attestable-mcp verify", { timeout: 90_000 }, () => {
     assert.equal(p.allowDebug, false);
     assert.equal(p.tcb.require, true);
     assert.equal(p.freshness, "exporter");
-    assert.ok(Array.isArray(p.measurements) && p.measurements.every((m) => m.tee === "SGX" && /^0{64}$/.test(m.mrenclave ?? m.mrsigner ?? "")));
+    assert.ok(Array.isArray(p.measurements) && p.measurements.some((m) => m.tee === "TDX"));
+    for (const m of p.measurements) {
+      const pinned = m.tee === "SGX" ? [m.mrenclave, m.mrsigner] : [m.mrtd, m.rtmr0, m.rtmr1, m.rtmr2, m.rtmr3, m.mrconfigid, m.mrowner, m.mrownerconfig];
+      assert.ok(
+        pinned.every((h) => h === null || /^0+$/.test(h)),
+        "placeholders only",
+      );
+    }
   });
 
   it("exits 2 for an unknown policy key (named), a missing --policy, and a connection refused", async () => {
