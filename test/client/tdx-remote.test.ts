@@ -1,16 +1,19 @@
 /**
- * A fresh quote must carry the certificate quote's identity for a TD as for an enclave: every
- * register a policy may pin (MRTD, RTMR0..3, the owner registers), the TD attributes and debug.
- * Judged on the real phala TDX v4 quote's fields, each changed in turn.
+ * A TD as the remote, on the client's side. A fresh quote must carry the certificate quote's
+ * identity for a TD as for an enclave: every register a policy may pin (MRTD, RTMR0..3, the owner
+ * registers), the TD attributes and debug; judged on the real phala TDX v4 quote's fields, each
+ * changed in turn. The bridge's "remote verified" line names the TD.
  */
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
+import { describeAccepted } from "../../proxy/client/bridge/stdio.js";
 import { identityDiff } from "../../proxy/client/freshness.js";
+import type { ConnectionVerdict } from "../../proxy/client/verdict.js";
 import { verifyQuote } from "../../proxy/evidence/dcap/verify.js";
 import type { QuoteFields, TdxQuoteFields } from "../../proxy/evidence/verdict.js";
 import { vector } from "../support/vectors.js";
 
-describe("freshness.quote: the fresh quote's TD identity", () => {
+describe("a TD as the remote", () => {
   let td: TdxQuoteFields;
   let sgx: QuoteFields;
   before(async () => {
@@ -38,5 +41,13 @@ describe("freshness.quote: the fresh quote's TD identity", () => {
     assert.equal(identityDiff(td, sgx), "TEE TDX vs SGX");
     assert.equal(identityDiff(sgx, td), "TEE SGX vs TDX");
     assert.equal(identityDiff(sgx, sgx), null);
+  });
+
+  it("the bridge's remote-verified line names the TD's MRTD and RTMRs, and DEBUG when set", () => {
+    const v = { quote: td, dev: false, freshness: { mode: "exporter" }, fingerprint: "ab".repeat(32) } as unknown as ConnectionVerdict;
+    const line = describeAccepted(v);
+    assert.ok(line.startsWith(`TD mrtd ${td.mrtd}, rtmr0..3 ${td.rtmr.map((r) => `${r.slice(0, 16)}…`).join(" ")}, freshness exporter`), line);
+    assert.match(describeAccepted({ ...v, quote: { ...td, debug: true } }), /…, DEBUG, freshness/);
+    assert.doesNotMatch(line, /mrenclave/);
   });
 });
