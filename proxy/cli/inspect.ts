@@ -5,7 +5,8 @@ import { readFile } from "node:fs/promises";
 import { InputError } from "../core/errors.js";
 import { pemBlocks } from "../evidence/asn1/pem.js";
 import { verifyRaTlsCertificate, type RaTlsVerdict } from "../evidence/ratls/verify.js";
-import type { Verdict } from "../evidence/verdict.js";
+import type { QuoteFields, Verdict } from "../evidence/verdict.js";
+import { tdAttributeNames } from "../evidence/measurement.js";
 import { verifyQuote } from "../evidence/dcap/verify.js";
 
 /** Quote files come as raw bytes, hex or base64 text; whitespace in text forms is ignored. */
@@ -62,6 +63,39 @@ export async function inspect(args: InspectArgs): Promise<Verdict | RaTlsVerdict
   return cert ? verifyRaTlsCertificate(cert, opts) : verifyQuote(decodeQuoteFile(input), opts);
 }
 
+const ZERO = /^0*$/;
+
+/**
+ * A measurements[] entry that pins exactly this quote, as a policy file writes it. For a TD it
+ * holds every RTMR and any non-zero owner register: a policy that drops RTMR3 (extended at run
+ * time) does so knowingly.
+ */
+export function policyEntry(q: QuoteFields): string {
+  if (q.teeType === "SGX") return `{ mrenclave: "${q.mrenclave}" }`;
+  const regs: [string, string][] = [["mrtd", q.mrtd], ...q.rtmr.map((r, i): [string, string] => [`rtmr${i}`, r])];
+  for (const k of ["mrconfigid", "mrowner", "mrownerconfig"] as const) if (!ZERO.test(q[k])) regs.push([k, q[k]]);
+  return `{ ${regs.map(([k, v]) => `${k}: "${v}"`).join(", ")} }`;
+}
+
+/** The quote's rows: a TD's identity (the registers a policy pins) first, RTMRs one per row, attributes named. */
+function quoteRows(q: QuoteFields): [string, unknown][] {
+  const rest = (skip: string[]): [string, unknown][] => Object.entries(q).filter(([k]) => !skip.includes(k) && k !== "teeType" && k !== "version" && k !== "certDataType");
+  if (q.teeType === "SGX") return rest([]);
+  const names = tdAttributeNames(q.tdAttributes);
+  const first: [string, unknown][] = [
+    ["mrtd", q.mrtd],
+    ...q.rtmr.map((r, i): [string, unknown] => [`rtmr${i}`, r]),
+    ["mrconfigid", q.mrconfigid],
+    ["mrowner", q.mrowner],
+    ["mrownerconfig", q.mrownerconfig],
+    ["tdAttributes", `${q.tdAttributes} (${names.length > 0 ? names.join(", ") : "none set"})`],
+    ["debug", q.debug],
+    ["teeTcbSvn", q.teeTcbSvn],
+    ["mrseam", q.mrseam],
+  ];
+  return [...first, ...rest([...first.map(([k]) => k), "rtmr"])];
+}
+
 /**
  * The human report of a verdict: certificate, quote, platform, TCB, every check, and the verdict
  * line. `verify` shares it and names a passing verdict for what it also proves (the policy).
@@ -83,10 +117,8 @@ export function renderVerdict(v: Verdict | RaTlsVerdict, file: string, passed = 
   }
   if (v.quote) {
     out.push(`Quote${"certificate" in v ? " (from the certificate)" : ` ${file}`}: ${v.quote.teeType} quote v${v.quote.version}, certification data type ${v.quote.certDataType}`);
-    for (const [k, val] of Object.entries(v.quote)) {
-      if (k === "teeType" || k === "version" || k === "certDataType") continue;
-      row(k, typeof val === "boolean" ? (val ? "yes" : "no") : val);
-    }
+    for (const [k, val] of quoteRows(v.quote)) row(k, typeof val === "boolean" ? (val ? "yes" : "no") : val);
+    row("policy entry", policyEntry(v.quote));
   } else {
     out.push(`Quote ${file}: does not parse`);
   }

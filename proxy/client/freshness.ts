@@ -144,13 +144,23 @@ export interface FreshnessOutcome {
 
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash("sha256").update(b).digest());
 
-/** The identity fields a fresh quote must share with the certificate's. */
-function identityDiff(a: QuoteFields, b: QuoteFields): string | null {
-  if (a.teeType !== "SGX" || b.teeType !== "SGX") return a.teeType === b.teeType ? null : `TEE ${a.teeType} vs ${b.teeType}`;
-  for (const k of ["mrenclave", "mrsigner", "isvProdId", "isvSvn", "debug"] as const) {
-    if (a[k] !== b[k]) return `${k} ${String(a[k])} (fresh) vs ${String(b[k])} (certificate)`;
+/**
+ * The identity fields a fresh quote (a) must share with the certificate's (b): everything a
+ * policy may pin, and the debug flag. A TD's RTMR3 included: a guest that extended it after the
+ * certificate was made is no longer what the certificate's quote, and so the policy, vouched for.
+ */
+export function identityDiff(a: QuoteFields, b: QuoteFields): string | null {
+  const differ = (k: string, x: unknown, y: unknown): string => `${k} ${String(x)} (fresh) vs ${String(y)} (certificate)`;
+  if (a.teeType === "SGX" && b.teeType === "SGX") {
+    for (const k of ["mrenclave", "mrsigner", "isvProdId", "isvSvn", "debug"] as const) if (a[k] !== b[k]) return differ(k, a[k], b[k]);
+    return null;
   }
-  return null;
+  if (a.teeType === "TDX" && b.teeType === "TDX") {
+    for (const k of ["mrtd", "mrconfigid", "mrowner", "mrownerconfig", "tdAttributes", "debug"] as const) if (a[k] !== b[k]) return differ(k, a[k], b[k]);
+    for (let i = 0; i < Math.max(a.rtmr.length, b.rtmr.length); i++) if (a.rtmr[i] !== b.rtmr[i]) return differ(`rtmr${i}`, a.rtmr[i], b.rtmr[i]);
+    return null;
+  }
+  return `TEE ${a.teeType} vs ${b.teeType}`;
 }
 
 /**
@@ -251,7 +261,7 @@ export async function checkFreshEvidence(res: EvidenceResponse, exp: FreshnessEx
     c.fail("freshness.quote", `the fresh quote verifies but is not the certificate's enclave: ${why}`);
     return stop();
   }
-  c.pass("freshness.quote", `the fresh quote verifies and carries the certificate quote's enclave identity (mrenclave ${v.quote.teeType === "SGX" ? v.quote.mrenclave : "?"})`);
+  c.pass("freshness.quote", `the fresh quote verifies and carries the certificate quote's identity (${v.quote.teeType === "SGX" ? `mrenclave ${v.quote.mrenclave}` : `TD mrtd ${v.quote.mrtd}`})`);
   return result(true, exp.mode === "exporter" ? "evidence bound to this TLS connection's exporter and a fresh nonce" : "evidence bound to a fresh nonce (not to this connection: relayable)");
 }
 

@@ -75,6 +75,9 @@ export const ATTESTED_CLIENT_HEADER_PREFIX = "X-Attested-Client-";
 export const VERDICT_HEADER = `${ATTESTED_CLIENT_HEADER_PREFIX}Verdict`;
 export const MRENCLAVE_HEADER = `${ATTESTED_CLIENT_HEADER_PREFIX}Mrenclave`;
 export const MRSIGNER_HEADER = `${ATTESTED_CLIENT_HEADER_PREFIX}Mrsigner`;
+/** A TDX client: its MRTD and RTMR0…RTMR3 (`X-Attested-Client-Rtmr0` …). */
+export const MRTD_HEADER = `${ATTESTED_CLIENT_HEADER_PREFIX}Mrtd`;
+export const RTMR_HEADER_PREFIX = `${ATTESTED_CLIENT_HEADER_PREFIX}Rtmr`;
 /** The caller's authenticated principal as the proxy tells the upstream (caller authentication, §10). */
 export const AUTHENTICATED_SUBJECT_HEADER = "X-Authenticated-Subject";
 

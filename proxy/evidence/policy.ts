@@ -12,20 +12,15 @@ import { PolicyError } from "../core/errors.js";
 import { FRESHNESS_MODES, type FreshnessMode } from "../core/protocol.js";
 import { expandHome, valueParsers } from "../core/schema.js";
 import { trustAnchors, type TrustAnchor } from "./dcap/roots.js";
+import { debugOutcome, measurementOutcome, measurementRules, type MeasurementRule } from "./measurement.js";
 import { CheckList, outcome, type Check, type TcbStatus, type Verdict } from "./verdict.js";
 
 export { PolicyError };
+export type { MeasurementRule, SgxMeasurementRule, TdxMeasurementRule } from "./measurement.js";
 
-const { duration, int, str, oneOf, bool, serviceUrl } = valueParsers((key, source, reason) => {
+const { duration, str, oneOf, bool, serviceUrl } = valueParsers((key, source, reason) => {
   throw new PolicyError(key, source, reason);
 });
-
-export interface MeasurementRule {
-  mrenclave: string | null;
-  mrsigner: string | null;
-  isvProdId: number | null;
-  minIsvSvn: number | null;
-}
 
 /** The freshness modes are part of the wire protocol: one union, in core/protocol.ts. */
 export type Freshness = FreshnessMode;
@@ -62,7 +57,6 @@ const STATUSES = ["UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "Confi
 const TOP = ["trustRoots", "measurements", "allowDebug", "tcb", "collateral", "freshness"];
 const TCB = ["require", "acceptStatuses", "acceptAdvisories", "maxCollateralAge", "acceptStaleCollateral"];
 const COLLATERAL = ["pccsUrl", "path", "cacheDir"];
-const RULE = ["mrenclave", "mrsigner", "isvProdId", "minIsvSvn"];
 
 function mapping(key: string, v: unknown, source: string, known: string[]): Record<string, unknown> {
   if (v === null || typeof v !== "object" || Array.isArray(v)) throw new PolicyError(key || "(top level)", source, "expected a mapping");
@@ -75,30 +69,6 @@ function mapping(key: string, v: unknown, source: string, known: string[]): Reco
 function list(key: string, v: unknown, source: string): unknown[] {
   if (!Array.isArray(v)) throw new PolicyError(key, source, `expected a list, got ${JSON.stringify(v)}`);
   return v;
-}
-
-function hex32(key: string, v: unknown, source: string): string {
-  if (typeof v !== "string" || !/^[0-9a-fA-F]{64}$/.test(v)) throw new PolicyError(key, source, `expected 32 bytes of hex (64 characters), got ${JSON.stringify(v)}`);
-  return v.toLowerCase();
-}
-
-function measurementRules(v: unknown, source: string): Policy["measurements"] {
-  if (v === undefined) throw new PolicyError("measurements", source, 'required: a list of { mrenclave } / { mrsigner, isvProdId, minIsvSvn } entries, or "any" written out');
-  if (v === "any") return "any";
-  const entries = list("measurements", v, source);
-  if (entries.length === 0) throw new PolicyError("measurements", source, 'an empty list matches nothing; list measurements or write "any"');
-  return entries.map((e, i) => {
-    const key = `measurements[${i}]`;
-    const m = mapping(key, e, source, RULE);
-    const rule: MeasurementRule = {
-      mrenclave: m.mrenclave === undefined ? null : hex32(`${key}.mrenclave`, m.mrenclave, source),
-      mrsigner: m.mrsigner === undefined ? null : hex32(`${key}.mrsigner`, m.mrsigner, source),
-      isvProdId: m.isvProdId === undefined ? null : int(`${key}.isvProdId`, m.isvProdId, source, 0, 0xffff),
-      minIsvSvn: m.minIsvSvn === undefined ? null : int(`${key}.minIsvSvn`, m.minIsvSvn, source, 0, 0xffff),
-    };
-    if (rule.mrenclave === null && rule.mrsigner === null) throw new PolicyError(key, source, "an entry needs mrenclave or mrsigner (or both)");
-    return rule;
-  });
 }
 
 /** Kept as written: the collateral client normalises it. */
@@ -207,24 +177,6 @@ export function policyTrustRoots(p: Policy): string[] {
   return p.trustRoots.map((r) => r.pem);
 }
 
-function describeRule(r: MeasurementRule): string {
-  const parts: string[] = [];
-  if (r.mrenclave) parts.push(`mrenclave ${r.mrenclave.slice(0, 16)}…`);
-  if (r.mrsigner) parts.push(`mrsigner ${r.mrsigner.slice(0, 16)}…`);
-  if (r.isvProdId !== null) parts.push(`isvProdId ${r.isvProdId}`);
-  if (r.minIsvSvn !== null) parts.push(`isvSvn ≥ ${r.minIsvSvn}`);
-  return parts.join(", ");
-}
-
-/** Why a rule does not match, or null when it does. */
-function ruleMismatch(r: MeasurementRule, q: { mrenclave: string; mrsigner: string; isvProdId: number; isvSvn: number }): string | null {
-  if (r.mrenclave !== null && r.mrenclave !== q.mrenclave) return "mrenclave differs";
-  if (r.mrsigner !== null && r.mrsigner !== q.mrsigner) return "mrsigner differs";
-  if (r.isvProdId !== null && r.isvProdId !== q.isvProdId) return `isvProdId ${q.isvProdId} ≠ ${r.isvProdId}`;
-  if (r.minIsvSvn !== null && q.isvSvn < r.minIsvSvn) return `isvSvn ${q.isvSvn} < ${r.minIsvSvn}`;
-  return null;
-}
-
 /** The policy checks for a verdict, in a fixed order. */
 export function policyChecks(v: Verdict, p: Policy): Check[] {
   const c = new CheckList();
@@ -234,34 +186,17 @@ export function policyChecks(v: Verdict, p: Policy): Check[] {
   else c.pass("policy.trust-root", `a root listed in trustRoots (${p.trustRoots.map((r) => r.path).join(", ")}): development evidence`);
 
   const q = v.quote;
-  if (q === null) {
-    c.fail("policy.measurement", "not evaluated: no quote");
-  } else if (q.teeType !== "SGX") {
-    c.fail("policy.measurement", `the quote is ${q.teeType}; policy measurements are SGX enclave identities`);
-  } else if (p.measurements === "any") {
-    c.pass("policy.measurement", `any measurement accepted (policy says "any"): mrenclave ${q.mrenclave}`);
-  } else {
-    const misses: string[] = [];
-    const hit = p.measurements.findIndex((r) => {
-      const why = ruleMismatch(r, q);
-      if (why) misses.push(`[${misses.length}] ${why}`);
-      return why === null;
-    });
-    if (hit >= 0) c.pass("policy.measurement", `measurements[${hit}] matches (${describeRule(p.measurements[hit]!)})`);
-    else c.fail("policy.measurement", `mrenclave ${q.mrenclave}, mrsigner ${q.mrsigner}, isvProdId ${q.isvProdId}, isvSvn ${q.isvSvn} match no entry: ${misses.join("; ")}`);
+  if (q === null) c.fail("policy.measurement", "not evaluated: no quote");
+  else {
+    const m = measurementOutcome(q, p.measurements);
+    c.record("policy.measurement", m.ok, m.detail);
   }
 
   if (q === null) c.fail("policy.debug", "not evaluated: no quote");
-  else
-    c.record(
-      "policy.debug",
-      !q.debug || p.allowDebug,
-      q.debug
-        ? p.allowDebug
-          ? "debug enclave, allowed by allowDebug: true"
-          : "the enclave is in DEBUG mode (its memory is readable by the host); allowDebug is false"
-        : "production enclave (DEBUG not set)",
-    );
+  else {
+    const d = debugOutcome(q, p.allowDebug);
+    c.record("policy.debug", d.ok, d.detail);
+  }
 
   if (!p.tcb.require) {
     c.pass("policy.tcb-status", "not evaluated (tcb.require: false)");

@@ -27,12 +27,15 @@ import { collateralSource } from "../collateral/source.js";
 import { appraiseCertificate, type Appraisal, type CollateralSource } from "../evidence/appraise.js";
 import type { Policy } from "../evidence/policy.js";
 import { jsonRpcErrorBody } from "../core/jsonrpc.js";
-import { MRENCLAVE_HEADER, MRSIGNER_HEADER, VERDICT_HEADER } from "../core/protocol.js";
+import { MRENCLAVE_HEADER, MRSIGNER_HEADER, MRTD_HEADER, RTMR_HEADER_PREFIX, VERDICT_HEADER } from "../core/protocol.js";
 
 export type ClientAttestationMode = "off" | "optional" | "required";
 
+/** What a trusted client is: an SGX enclave or a TDX trust domain, as its quote says. */
+export type ClientIdentity = { tee: "SGX"; mrenclave: string; mrsigner: string } | { tee: "TDX"; mrtd: string; rtmr: string[] };
+
 export type ClientVerdict =
-  | { state: "trusted"; fingerprint: string; mrenclave: string; mrsigner: string; dev: boolean }
+  | ({ state: "trusted"; fingerprint: string; dev: boolean } & ClientIdentity)
   | { state: "absent" }
   | { state: "rejected"; fingerprint: string; check: string; reason: string };
 
@@ -59,10 +62,14 @@ export interface AppraiserOptions {
   onAppraised?: (verdict: ClientVerdict, appraisal: Appraisal | null, ms: number) => void;
 }
 
-function verdictOf(fingerprint: string, a: Appraisal): ClientVerdict {
-  if (a.ok && a.quote !== null && a.quote.teeType === "SGX") return { state: "trusted", fingerprint, mrenclave: a.quote.mrenclave, mrsigner: a.quote.mrsigner, dev: a.dev };
-  // applyPolicy refuses non-SGX quotes (policy.measurement), so ok without an SGX quote cannot happen; fail closed anyway.
-  return { state: "rejected", fingerprint, check: a.failed?.check ?? "policy.measurement", reason: a.failed?.reason ?? "no SGX enclave identity" };
+export function verdictOf(fingerprint: string, a: Appraisal): ClientVerdict {
+  const q = a.quote;
+  if (a.ok && q !== null) {
+    const id: ClientIdentity = q.teeType === "SGX" ? { tee: "SGX", mrenclave: q.mrenclave, mrsigner: q.mrsigner } : { tee: "TDX", mrtd: q.mrtd, rtmr: q.rtmr };
+    return { state: "trusted", fingerprint, dev: a.dev, ...id };
+  }
+  // A verdict without a quote is never ok (outcome requires one); fail closed anyway.
+  return { state: "rejected", fingerprint, check: a.failed?.check ?? "policy.measurement", reason: a.failed?.reason ?? "no enclave or TD identity" };
 }
 
 /** Appraises client certificates, one appraisal per certificate while its verdict is valid. */
@@ -126,12 +133,18 @@ export class ClientAppraiser {
   }
 }
 
-export { MRENCLAVE_HEADER, MRSIGNER_HEADER, VERDICT_HEADER };
+export { MRENCLAVE_HEADER, MRSIGNER_HEADER, MRTD_HEADER, VERDICT_HEADER };
+
+/** The identity of a trusted client, as headers for the upstream. */
+function identityHeaders(v: ClientIdentity): Record<string, string> {
+  if (v.tee === "SGX") return { [MRENCLAVE_HEADER]: v.mrenclave, [MRSIGNER_HEADER]: v.mrsigner };
+  return { [MRTD_HEADER]: v.mrtd, ...Object.fromEntries(v.rtmr.map((r, i) => [`${RTMR_HEADER_PREFIX}${i}`, r])) };
+}
 
 /** What the upstream is told about the client (client-sent copies are stripped by the forwarder). */
 export function verdictHeaders(v: ClientVerdict | null): Record<string, string> {
   if (v === null) return { [VERDICT_HEADER]: "rejected appraisal.missing" };
-  if (v.state === "trusted") return { [VERDICT_HEADER]: "trusted", [MRENCLAVE_HEADER]: v.mrenclave, [MRSIGNER_HEADER]: v.mrsigner };
+  if (v.state === "trusted") return { [VERDICT_HEADER]: "trusted", ...identityHeaders(v) };
   if (v.state === "absent") return { [VERDICT_HEADER]: "absent" };
   return { [VERDICT_HEADER]: `rejected ${v.check}` };
 }
@@ -180,7 +193,7 @@ export function createClientGate(opts: ClientGateOptions): ClientGate {
       onAppraised: (v, a, ms) => {
         // Fingerprint prefix, verdict and failed check: enough to correlate, nothing secret.
         const line = { client: v.state === "absent" ? null : v.fingerprint.slice(0, 16), verdict: v.state, ms: Math.round(ms), dev: a?.dev ?? false };
-        if (v.state === "trusted") log.info({ ...line, mrenclave: v.mrenclave, mrsigner: v.mrsigner }, "client appraisal");
+        if (v.state === "trusted") log.info({ ...line, ...(v.tee === "SGX" ? { mrenclave: v.mrenclave, mrsigner: v.mrsigner } : { mrtd: v.mrtd, rtmr: v.rtmr }) }, "client appraisal");
         else if (v.state === "rejected") log.warn({ ...line, failed: v.check, reason: v.reason.slice(0, 300) }, "client appraisal");
       },
     });

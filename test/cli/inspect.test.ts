@@ -7,7 +7,9 @@ import { describe, it } from "node:test";
 import { DevProvider } from "../../proxy/attest/dev/provider.js";
 import { mintIdentity } from "../../proxy/attest/identity.js";
 import type { RaTlsVerdict } from "../../proxy/evidence/ratls/verify.js";
-import type { Verdict } from "../../proxy/evidence/verdict.js";
+import { parse as parseYaml } from "yaml";
+import { applyPolicy, buildPolicy } from "../../proxy/evidence/policy.js";
+import type { TdxQuoteFields, Verdict } from "../../proxy/evidence/verdict.js";
 import { CLI, REPO, vectorPath } from "../support/vectors.js";
 import { tempDir } from "../support/wait.js";
 
@@ -54,6 +56,48 @@ describe("inspect", () => {
     ]) {
       assert.ok(r.stdout.includes(s), s);
     }
+  });
+
+  it("a TDX quote (phala v4): the TD's registers one per row, TD attributes named, and a policy entry that pins it", async () => {
+    const td = ["inspect", vectorPath("tdx/phala-v4/quote.bin"), "--collateral", vectorPath("tdx/phala-v4/collateral"), "--at", "2025-07-19T10:00:34Z"];
+    const r = run(...td);
+    assert.equal(r.code, 0, r.stderr);
+    const v = JSON.parse(run(...td, "--json").stdout) as Verdict;
+    assert.equal(v.quote?.teeType, "TDX");
+    const q = v.quote as TdxQuoteFields;
+    const rows: [string, string][] = [
+      ["mrtd", q.mrtd],
+      ...q.rtmr.map((x, i): [string, string] => [`rtmr${i}`, x]),
+      ["mrconfigid", q.mrconfigid],
+      ["mrowner", q.mrowner],
+      ["mrownerconfig", q.mrownerconfig],
+      ["tdAttributes", `${q.tdAttributes} \\(SEPT_VE_DISABLE\\)`],
+      ["debug", "no"],
+      ["teeTcbSvn", q.teeTcbSvn],
+      ["mrseam", q.mrseam],
+    ];
+    for (const [k, val] of rows) assert.match(r.stdout, new RegExp(`^  ${k} +${val}$`, "m"), k);
+    assert.match(r.stdout, /^ {2}tdxModuleStatus +UpToDate$/m);
+    assert.doesNotMatch(r.stdout, /mrenclave/);
+    // The printed entry is a policy entry that this quote passes.
+    const entry = /^ {2}policy entry +(\{ mrtd: .*\})$/m.exec(r.stdout);
+    assert.ok(entry, "a TDX policy entry");
+    const policy = await buildPolicy({ measurements: [parseYaml(entry[1]!)], tcb: { maxCollateralAge: "365d" } }, "(entry)", "/", async () => "");
+    assert.deepEqual(Array.isArray(policy.measurements) && policy.measurements[0], {
+      tee: "TDX",
+      mrtd: q.mrtd,
+      rtmr0: q.rtmr[0],
+      rtmr1: q.rtmr[1],
+      rtmr2: q.rtmr[2],
+      rtmr3: q.rtmr[3],
+      mrconfigid: null,
+      mrowner: null,
+      mrownerconfig: null,
+    });
+    const judged = applyPolicy(v, policy);
+    assert.equal(judged.ok, true, JSON.stringify(judged.failed));
+    // An SGX quote's entry pins its MRENCLAVE.
+    assert.match(run("inspect", PHALA_FILE, ...PHALA_OPTS).stdout, /^ {2}policy entry +\{ mrenclave: "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb" \}$/m);
   });
 
   it("hex and base64 quote files give the same verdict as binary; Unix-seconds time works", () => {

@@ -11,7 +11,14 @@ import { EVERYTHING } from "../support/everything.js";
 import { pinnedFetch, servedCertificate } from "../support/tls-client.js";
 import { freePort } from "../support/upstream.js";
 import { CLI, REPO } from "../support/vectors.js";
-import { loadPolicy } from "../../proxy/evidence/policy.js";
+import { generateKeyPairSync } from "node:crypto";
+import { buildClaims, buildRaTlsCertificate, spkiOf } from "../../proxy/attest/build/ratls.js";
+import { connectionVerdict } from "../../proxy/client/verdict.js";
+import { applyPolicy, buildPolicy, loadPolicy } from "../../proxy/evidence/policy.js";
+import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls/verify.js";
+import type { TdxQuoteFields } from "../../proxy/evidence/verdict.js";
+import { renderConnectionVerdict } from "../../proxy/cli/verify.js";
+import { vector, vectorPath } from "../support/vectors.js";
 import { policyDoc, startDevServe, type Served } from "../client/harness.js";
 import { within } from "../support/wait.js";
 
@@ -166,7 +173,14 @@ describe("attestable-mcp verify", { timeout: 90_000 }, () => {
     assert.equal(p.allowDebug, false);
     assert.equal(p.tcb.require, true);
     assert.equal(p.freshness, "exporter");
-    assert.ok(Array.isArray(p.measurements) && p.measurements.every((m) => /^0{64}$/.test(m.mrenclave ?? m.mrsigner ?? "")));
+    assert.ok(Array.isArray(p.measurements) && p.measurements.some((m) => m.tee === "TDX"));
+    for (const m of p.measurements) {
+      const pinned = m.tee === "SGX" ? [m.mrenclave, m.mrsigner] : [m.mrtd, m.rtmr0, m.rtmr1, m.rtmr2, m.rtmr3, m.mrconfigid, m.mrowner, m.mrownerconfig];
+      assert.ok(
+        pinned.every((h) => h === null || /^0+$/.test(h)),
+        "placeholders only",
+      );
+    }
   });
 
   it("exits 2 for an unknown policy key (named), a missing --policy, and a connection refused", async () => {
@@ -187,5 +201,39 @@ describe("attestable-mcp verify", { timeout: 90_000 }, () => {
     const plain = await run(["verify", `http://127.0.0.1:${port}/mcp`, "--policy", policyFile(policyDoc(s!))]);
     assert.equal(plain.code, 2);
     assert.match(plain.stderr, /INSECURE_URL/);
+  });
+});
+
+describe("verify's report of a TD", () => {
+  it("shows the TD's registers and attributes, and the TDX policy miss by field", async () => {
+    // A certificate carrying the real phala TDX v4 quote, judged at its collateral's time; that quote
+    // cannot bind this key, so the verdict also fails binding.report-data, which comes first.
+    const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const at = new Date("2025-07-19T10:00:34Z");
+    const der = buildRaTlsCertificate({
+      key: privateKey,
+      claims: buildClaims(spkiOf(privateKey)),
+      taggedQuote: vector("tdx/phala-v4/quote.bin"),
+      notBefore: new Date(at.getTime() - 60_000),
+      notAfter: new Date(at.getTime() + 3_600_000),
+    });
+    const ra = await verifyRaTlsCertificate(der, { collateral: vectorPath("tdx/phala-v4/collateral"), at });
+    const q = ra.quote as TdxQuoteFields;
+    const policy = await buildPolicy({ measurements: [{ mrtd: q.mrtd, rtmr1: "00".repeat(48) }], tcb: { maxCollateralAge: "365d" } }, "td.yaml", "/", async () => "");
+    const freshness = { mode: "certificate" as const, ok: true, detail: "the certificate's quote only", nonce: null, exporter: null };
+    const out = renderConnectionVerdict(connectionVerdict({ ...applyPolicy(ra, policy), collateral: null }, freshness, [], "ab".repeat(32), false), "https://127.0.0.1:1/mcp");
+    assert.match(out, /^Quote \(from the certificate\): TDX quote v4/m);
+    const rows: [string, string][] = [
+      ["mrtd", q.mrtd],
+      ["rtmr1", q.rtmr[1]!],
+      ["rtmr2", q.rtmr[2]!],
+      ["tdAttributes", `${q.tdAttributes} (SEPT_VE_DISABLE)`],
+      ["debug", "no"],
+      ["teeTcbSvn", q.teeTcbSvn],
+      ["mrseam", q.mrseam],
+    ];
+    for (const [k, val] of rows) assert.ok(out.includes(`  ${k.padEnd(16)} ${val}\n`), k);
+    assert.match(out, /FAIL policy\.measurement +TD mrtd .* match no entry: measurements\[0\]: rtmr1 differs$/m);
+    assert.match(out, /^Verdict: REJECTED at binding\.report-data/m);
   });
 });

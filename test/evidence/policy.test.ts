@@ -45,7 +45,7 @@ describe("policy files: validation", () => {
     const p = await policy({ measurements: [{ mrenclave: PHALA_MRENCLAVE.toUpperCase() }] });
     assert.equal(p.trustIntel, true);
     assert.deepEqual(p.trustRoots, []);
-    assert.deepEqual(p.measurements, [{ mrenclave: PHALA_MRENCLAVE, mrsigner: null, isvProdId: null, minIsvSvn: null }]);
+    assert.deepEqual(p.measurements, [{ tee: "SGX", mrenclave: PHALA_MRENCLAVE, mrsigner: null, isvProdId: null, minIsvSvn: null }]);
     assert.equal(p.allowDebug, false);
     assert.deepEqual(p.tcb, { require: true, acceptStatuses: ["UpToDate"], acceptAdvisories: [], maxCollateralAgeMs: 30 * 86_400_000, acceptStaleCollateral: false });
     assert.equal(p.freshness, "exporter");
@@ -74,7 +74,7 @@ describe("policy files: validation", () => {
     const m = [{ mrenclave: PHALA_MRENCLAVE }];
     await rejects({ measurements: [{ mrenclave: "abcd" }] }, "measurements[0].mrenclave", /32 bytes of hex/);
     await rejects({ measurements: [{ mrsigner: PHALA_MRSIGNER, isvProdId: 70000 }] }, "measurements[0].isvProdId", /0\.\.65535/);
-    await rejects({ measurements: [{ isvProdId: 1 }] }, "measurements[0]", /mrenclave or mrsigner/);
+    await rejects({ measurements: [{ isvProdId: 1 }] }, "measurements[0]", /SGX entry needs mrenclave or mrsigner/);
     await rejects({ measurements: m, allowDebug: "yes" }, "allowDebug", /true or false/);
     await rejects({ measurements: m, tcb: { acceptStatuses: ["UpToDate", "Fine"] } }, "tcb.acceptStatuses[1]", /one of/);
     await rejects({ measurements: m, tcb: { acceptStatuses: ["Revoked"] } }, "tcb.acceptStatuses[0]", /never acceptable/);
@@ -166,7 +166,7 @@ describe("policy checks on real Intel evidence (phala: ConfigurationAndSWHardeni
     assert.equal(v.ok, false);
     assert.equal(v.failed?.check, "policy.measurement");
     assert.match(v.failed!.reason, new RegExp(`mrenclave ${PHALA_MRENCLAVE}`));
-    assert.match(v.failed!.reason, /\[0\] mrenclave differs; \[1\] isvProdId 0 ≠ 1/);
+    assert.match(v.failed!.reason, /measurements\[0\]: mrenclave differs; measurements\[1\]: isvProdId 0 ≠ 1$/);
   });
 
   it("rolling upgrades: any one entry may match (mrsigner + product + minimum SVN)", async () => {

@@ -66,7 +66,9 @@ export function describeRejection(v: ConnectionVerdict): string {
 
 export function describeAccepted(v: ConnectionVerdict): string {
   const q = v.quote;
-  return `${q?.teeType === "SGX" ? `mrenclave ${q.mrenclave}, mrsigner ${q.mrsigner}, isvSvn ${q.isvSvn}${q.debug ? ", DEBUG" : ""}, ` : ""}${v.dev ? "dev evidence, " : ""}freshness ${v.freshness.mode}, certificate sha256 ${v.fingerprint}`;
+  const id =
+    q === null ? "" : q.teeType === "SGX" ? `mrenclave ${q.mrenclave}, mrsigner ${q.mrsigner}, isvSvn ${q.isvSvn}` : `TD mrtd ${q.mrtd}, rtmr0..3 ${q.rtmr.map((r) => `${r.slice(0, 16)}…`).join(" ")}`;
+  return `${id ? `${id}${q?.debug ? ", DEBUG" : ""}, ` : ""}${v.dev ? "dev evidence, " : ""}freshness ${v.freshness.mode}, certificate sha256 ${v.fingerprint}`;
 }
 
 /**
