@@ -120,7 +120,14 @@ export function createOAuthVerifier(cfg: OAuthConfig, keys: KeySource, now: () =
 }
 
 export function createOAuthGuard(cfg: OAuthConfig, log: Logger, onRefused: (reason: AuthRefusalReason) => void = () => {}, keys?: KeySource): Guard {
-  const verifier = createOAuthVerifier(cfg, keys ?? createKeySource({ issuer: cfg.issuer, jwksUrl: cfg.jwksUrl }));
+  const source = keys ?? createKeySource({ issuer: cfg.issuer, jwksUrl: cfg.jwksUrl });
+  const verifier = createOAuthVerifier(cfg, source);
+  // Fetched at start, so that an unreachable or misconfigured authorization server shows in the
+  // log before the first caller meets a 503.
+  source.current().then(
+    () => log.info({ jwksUri: source.jwksUri() }, "authorization server keys fetched"),
+    (e: Error) => log.warn({ err: e.message }, "authorization server keys not available at start: requests with a token get 503 until they are"),
+  );
   const scope = cfg.scopes.length > 0 ? `, scope=${quoted(cfg.scopes.join(" "))}` : "";
   const missing: Verdict = {
     refused: "missing",
