@@ -103,6 +103,8 @@ export const ERROR_CODES = {
   rejected: ["ATTESTATION_REJECTED"],
   /** AppraisalTimeout: a client certificate's appraisal outran its bound. */
   appraisal: ["CLIENT_APPRAISAL_TIMEOUT"],
+  /** AuthKeysError: the authorization server's metadata or keys, which `auth.mode: oauth` checks tokens against. */
+  authKeys: ["AUTH_METADATA_UNAVAILABLE", "AUTH_METADATA_INVALID", "AUTH_JWKS_UNAVAILABLE", "AUTH_JWKS_INVALID"],
 } as const;
 
 export type ErrorFamily = keyof typeof ERROR_CODES;
@@ -121,6 +123,7 @@ export type PolicyCode = CodesOf<"policy">;
 export type WorkerCode = CodesOf<"worker">;
 export type BridgeCode = CodesOf<"bridge">;
 export type ConnectorCode = CodesOf<"connector">;
+export type AuthKeysCode = CodesOf<"authKeys">;
 export type ErrorCode = CodesOf<ErrorFamily>;
 
 /** Every code, flat. */
@@ -234,3 +237,10 @@ export class AppraisalTimeout extends AttestableMcpError<"CLIENT_APPRAISAL_TIMEO
     super("CLIENT_APPRAISAL_TIMEOUT", `the appraisal took longer than ${ms} ms`);
   }
 }
+
+/**
+ * The keys that OAuth access tokens are checked against cannot be had: the authorization server's
+ * metadata or JWKS is unreachable, answers an error, or is not what it must be. A request that
+ * needs them is refused (503), never let through.
+ */
+export class AuthKeysError extends AttestableMcpError<AuthKeysCode> {}

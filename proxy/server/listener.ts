@@ -23,7 +23,10 @@ import { ATTESTATION_PATH, createAttestationEndpoint } from "./wellknown.js";
 import { admitConnections, refuseRequest, refuseUpgrade, requestHeadProblem } from "./admission.js";
 import { ConnectionShares, clientOfAddress } from "./shares.js";
 import { callerOf, principalOf } from "./principal.js";
-import { createBearerGuard, subjectOf } from "./auth/bearer.js";
+import { createBearerGuard } from "./auth/bearer.js";
+import { subjectOf, type Guard } from "./auth/guard.js";
+import { createOAuthGuard } from "./auth/oauth.js";
+import { createResourceMetadata } from "./auth/resource-metadata.js";
 import { AUTHENTICATED_SUBJECT_HEADER } from "../core/protocol.js";
 
 export interface RunningServer {
@@ -69,8 +72,18 @@ export async function startServer(config: Config, provider: AttestationProvider,
         });
 
   // Who may call: checked after the client's attestation verdict, before anything is forwarded.
-  const guard = config.auth.mode === "bearer" ? createBearerGuard(config.auth.keys, log.child({ component: "auth" })) : null;
-  if (config.auth.mode === "bearer") log.info({ keys: config.auth.keys.length, keysFile: config.auth.keysFile }, "bearer keys loaded");
+  const auth = config.auth;
+  const authLog = log.child({ component: "auth" });
+  const authFailed = (reason: string): void => metrics.authFailures.inc({ reason });
+  let guard: Guard | null = null;
+  if (auth.mode === "bearer") {
+    guard = createBearerGuard(auth.keys, authLog, authFailed);
+    log.info({ keys: auth.keys.length, keysFile: auth.keysFile }, "bearer keys loaded");
+  } else if (auth.mode === "oauth") {
+    guard = createOAuthGuard(auth, authLog, authFailed);
+    log.info({ issuer: auth.issuer, audience: auth.audience, scopes: auth.scopes }, "OAuth access tokens required");
+  }
+  const resourceMetadata = auth.mode === "oauth" ? createResourceMetadata(auth) : null;
 
   const identity = await Identity.start({
     provider: instrumented(provider, metrics, "certificate"),
@@ -144,8 +157,9 @@ export async function startServer(config: Config, provider: AttestationProvider,
     const path = (req.url ?? "/").split("?", 1)[0];
     if (path === ATTESTATION_PATH) return attestation(req, res);
     if (path === "/healthz") return health(req, res);
-    if (guard && !guard.admit(req, res)) return;
-    upstream.handle(req, res);
+    if (resourceMetadata?.serves(path)) return resourceMetadata.handle(req, res);
+    if (guard) guard.admit(req, res, () => upstream.handle(req, res));
+    else upstream.handle(req, res);
   };
 
   const accounting = requestAccounting(metrics);
@@ -210,8 +224,9 @@ export async function startServer(config: Config, provider: AttestationProvider,
     if (problem) return refuseUpgrade(socket, problem);
     const path = (req.url ?? "/").split("?", 1)[0];
     const go = (): void => {
-      if (path !== ATTESTATION_PATH && path !== "/healthz") {
-        if (!guard || guard.admitUpgrade(req, socket)) upstream.upgrade(req, socket, head);
+      if (path !== ATTESTATION_PATH && path !== "/healthz" && !resourceMetadata?.serves(path)) {
+        if (guard) guard.admitUpgrade(req, socket, () => upstream.upgrade(req, socket, head));
+        else upstream.upgrade(req, socket, head);
       } else socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     };
     if (gate) gate.holdUpgrade(req, socket, go);

@@ -25,6 +25,8 @@ export interface Metrics {
   shareRefusals: Counter<"resource" | "scope">;
   /** stdio sessions evicted (least recently used idle) to make room. */
   sessionEvictions: Counter;
+  /** Requests and upgrades refused by caller authentication (auth.mode bearer or oauth), by reason. */
+  authFailures: Counter<"reason">;
   /** Where the stdio gauges (sessions, children) read from at scrape time; unset: no stdio upstream. */
   watchStdio(source: () => { sessions: number; modernChildren: number }): void;
   hooks: ProxyHooks;
@@ -66,6 +68,12 @@ export function createMetrics(): Metrics {
       registers: [registry],
     }),
     sessionEvictions: new Counter({ name: "attestable_mcp_stdio_session_evictions_total", help: "stdio sessions ended to make room (least recently used idle)", registers: [registry] }),
+    authFailures: new Counter({
+      name: "attestable_mcp_auth_failures_total",
+      help: "Requests refused by caller authentication, by reason (missing, invalid, insufficient_scope, keys_unavailable)",
+      labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
   };
   // Read when scraped: the tables are the truth, counting along them could drift.
   new Gauge({

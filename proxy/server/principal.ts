@@ -8,7 +8,7 @@ import type { IncomingMessage } from "node:http";
 import type { TLSSocket } from "node:tls";
 import { VERDICT_HEADER } from "../core/protocol.js";
 import type { ClientGate } from "./client-attestation.js";
-import { subjectOf } from "./auth/bearer.js";
+import { authPrincipalOf } from "./auth/guard.js";
 
 const principals = new WeakMap<object, string | null>();
 
@@ -25,12 +25,12 @@ export function principalOf(req: IncomingMessage, gate: ClientGate): string | nu
 }
 
 /**
- * The caller as sessions and shares know it: its bearer key (`key:NAME`), its trusted certificate,
- * or both when both are configured (a session is then that key on that enclave); null: the address.
+ * The caller as sessions and shares know it: its bearer key (`key:NAME`) or token subject
+ * (`sub:SUBJECT`), its trusted certificate, or both when both are configured (a session is then
+ * that caller on that enclave); null: the address.
  */
 export function callerOf(req: IncomingMessage, gate: ClientGate | null): string | null {
   const cert = gate ? principalOf(req, gate) : null;
-  const name = subjectOf(req);
-  const key = name === null ? null : `key:${name}`;
+  const key = authPrincipalOf(req);
   return key !== null && cert !== null ? `${key} ${cert}` : (key ?? cert);
 }

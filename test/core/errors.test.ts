@@ -13,6 +13,7 @@ import {
   AppraisalTimeout,
   AttestableMcpError,
   AttestationError,
+  AuthKeysError,
   BridgeError,
   CborError,
   ClientPolicyError,
@@ -64,6 +65,7 @@ const CATALOGUE: { cls: ErrorClass; family: ErrorFamily | ErrorFamily[]; sample:
   { cls: ConnectorError, family: "connector", sample: new ConnectorError("CONNECT_TIMEOUT", "took over 10 ms") },
   { cls: ExchangeFailure, family: "connector", sample: new ExchangeFailure("the server closed the connection"), fixed: true },
   { cls: AppraisalTimeout, family: "appraisal", sample: new AppraisalTimeout(20), fixed: true },
+  { cls: AuthKeysError, family: "authKeys", sample: new AuthKeysError("AUTH_JWKS_UNAVAILABLE", "JWKS https://as.example/jwks: connection refused") },
   {
     cls: AttestationRejectedError,
     family: "rejected",
@@ -117,7 +119,7 @@ describe("the error catalogue", () => {
     }
     // Evidence errors stay one family; the others are not evidence errors.
     for (const cls of [QuoteFormatError, DerError, CollateralError, InputError, CborError, RaTlsError]) assert.ok(cls.prototype instanceof EvidenceError, cls.name);
-    for (const cls of [AttestationError, ConfigError, PolicyError, WorkerError, BridgeError, ConnectorError, AttestationRejectedError, AppraisalTimeout]) {
+    for (const cls of [AttestationError, ConfigError, PolicyError, WorkerError, BridgeError, ConnectorError, AttestationRejectedError, AppraisalTimeout, AuthKeysError]) {
       assert.ok(!(cls.prototype instanceof EvidenceError), `${cls.name} is not an EvidenceError`);
     }
     assert.ok(!(PolicyError.prototype instanceof ConfigError), "a policy error is not a config error");

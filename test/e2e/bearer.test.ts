@@ -15,7 +15,7 @@ import { buildPolicy } from "../../proxy/evidence/policy.js";
 import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls/verify.js";
 import { connectHttp } from "../support/mcp2/client.js";
 import { SERVER_JS } from "../support/mcp2/spawn.js";
-import { devDir, fetchVia, pinnedAgent, spawnServe, type SpawnedServe } from "../support/robust.js";
+import { devDir, fetchVia, pinnedAgent, rawExchange, spawnServe, type SpawnedServe } from "../support/robust.js";
 import { startUpstream, type Upstream } from "../support/upstream.js";
 import { CLI } from "../support/vectors.js";
 import { tempDir, within } from "../support/wait.js";
@@ -201,10 +201,12 @@ describe("serve with auth.mode: bearer, an HTTP upstream", { timeout: 60_000 }, 
     await up?.close();
   });
 
-  it("refused callers reach nothing; an accepted one arrives as X-Authenticated-Subject, without its token or a forged subject", async () => {
+  it("refused callers (and upgrades) reach nothing; an accepted one arrives as X-Authenticated-Subject, without its token or a forged subject", async () => {
     const a = pinnedAgent(s.certPem);
     assert.equal((await fetchVia(a, s.port, "/mcp", { method: "POST", headers: JSON_HEADERS, body: "{}" })).status, 401);
     assert.equal((await fetchVia(a, s.port, "/mcp", { method: "POST", headers: { ...JSON_HEADERS, ...auth("nope") }, body: "{}" })).status, 401);
+    const upgrade = await rawExchange(s, "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", (got) => got.includes("\r\n\r\n{"));
+    assert.match(upgrade, /^HTTP\/1\.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n/);
     assert.equal(seen.length, 0);
     const ok = await fetchVia(a, s.port, "/mcp", { method: "POST", headers: { ...JSON_HEADERS, ...auth(carol), "x-authenticated-subject": "root" }, body: "{}" });
     assert.equal(ok.status, 200);
