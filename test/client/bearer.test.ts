@@ -6,6 +6,8 @@
  * SDK clients.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -16,6 +18,7 @@ import { newKey } from "../../proxy/cli/new-key.js";
 import { makeClient } from "../support/mcp2/client.js";
 import { SERVER_JS } from "../support/mcp2/spawn.js";
 import { startUpstream, type Upstream } from "../support/upstream.js";
+import { CLI } from "../support/vectors.js";
 import { tempDir, within } from "../support/wait.js";
 import { policyFor, startDevServe, type Served } from "./harness.js";
 
@@ -170,5 +173,20 @@ describe("serve with auth.mode bearer: the v2 SDK client's authProvider over att
       await b.close();
     }
     for (const l of lines) assert.ok(!l.includes(key), `the key in a bridge log line: ${l}`);
+  });
+});
+
+describe("bridge --bearer-file: a file that holds no usable token", () => {
+  it("exits 2 naming the file, never echoing what it holds, before it connects anywhere", () => {
+    const policy = join(dir, "any.yaml");
+    writeFileSync(policy, "trustRoots: [intel]\nmeasurements: any\n");
+    const twoWords = join(dir, "two-words.token");
+    writeFileSync(twoWords, "secret-part-one secret-part-two\n");
+    for (const file of [twoWords, join(dir, "absent.token")]) {
+      const r = spawnSync(process.execPath, [CLI, "bridge", "--remote", "https://127.0.0.1:9/mcp", "--policy", policy, "--stdio", "--bearer-file", file], { encoding: "utf8", timeout: 20_000 });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`--bearer-file ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
+      assert.doesNotMatch(r.stderr + r.stdout, /secret-part/);
+    }
   });
 });
