@@ -182,11 +182,9 @@ describe("bridge --bearer-file: a file that holds no usable token", () => {
     writeFileSync(policy, "trustRoots: [intel]\nmeasurements: any\n");
     const twoWords = join(dir, "two-words.token");
     writeFileSync(twoWords, "secret-part-one secret-part-two\n");
-    for (const file of [twoWords, join(dir, "absent.token")]) {
-      const r = spawnSync(process.execPath, [CLI, "bridge", "--remote", "https://127.0.0.1:9/mcp", "--policy", policy, "--stdio", "--bearer-file", file], { encoding: "utf8", timeout: 20_000 });
-      assert.equal(r.status, 2, r.stderr);
-      assert.match(r.stderr, new RegExp(`--bearer-file ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
-      assert.doesNotMatch(r.stderr + r.stdout, /secret-part/);
-    }
+    const r = spawnSync(process.execPath, [CLI, "bridge", "--remote", "https://127.0.0.1:9/mcp", "--policy", policy, "--stdio", "--bearer-file", twoWords], { encoding: "utf8", timeout: 20_000 });
+    assert.equal(r.status, 2, r.stderr);
+    assert.ok(r.stderr.includes(`--bearer-file ${twoWords}`), r.stderr);
+    assert.doesNotMatch(r.stderr + r.stdout, /secret-part/);
   });
 });
