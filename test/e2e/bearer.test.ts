@@ -41,7 +41,7 @@ async function trust(s: SpawnedServe): Promise<{ file: string; fetch: AttestedFe
   return { file, fetch: attestedFetch(await buildPolicy(doc, "(test policy)", dir, (p) => readFile(p, "utf8"))) };
 }
 
-/** `attestable-mcp bridge` against this serve with `extra` arguments; its stdout and stderr kept. */
+/** `attestable-mcp bridge` against the serve on `port`, with `extra` arguments; its stdout and stderr kept. */
 function spawnBridge(port: number, policyFile: string, extra: string[]) {
   const child = spawn(process.execPath, [CLI, "bridge", "--remote", `https://127.0.0.1:${port}/mcp`, "--policy", policyFile, ...extra], { stdio: ["pipe", "pipe", "pipe"] });
   let out = "";
