@@ -6,19 +6,19 @@
  * SDK clients.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { SdkErrorCode, SdkHttpError, StreamableHTTPClientTransport, UnauthorizedError, type OAuthClientProvider } from "@modelcontextprotocol/client";
 import { startHttpBridge, type HttpBridge } from "../../proxy/client/bridge/listen.js";
+import { BridgeError } from "../../proxy/client/bridge/stdio.js";
+import { bridge } from "../../proxy/cli/bridge.js";
 import { attestedFetch, type AttestedFetch } from "../../proxy/client/connector.js";
 import { newKey } from "../../proxy/cli/new-key.js";
 import { makeClient } from "../support/mcp2/client.js";
 import { SERVER_JS } from "../support/mcp2/spawn.js";
 import { startUpstream, type Upstream } from "../support/upstream.js";
-import { CLI } from "../support/vectors.js";
 import { tempDir, within } from "../support/wait.js";
 import { policyFor, startDevServe, type Served } from "./harness.js";
 
@@ -177,14 +177,17 @@ describe("serve with auth.mode bearer: the v2 SDK client's authProvider over att
 });
 
 describe("bridge --bearer-file: a file that holds no usable token", () => {
-  it("exits 2 naming the file, never echoing what it holds, before it connects anywhere", () => {
+  it("is a BEARER_FILE_INVALID start-up error naming the file, never echoing what it holds, before anything connects", async () => {
     const policy = join(dir, "any.yaml");
     writeFileSync(policy, "trustRoots: [intel]\nmeasurements: any\n");
     const twoWords = join(dir, "two-words.token");
     writeFileSync(twoWords, "secret-part-one secret-part-two\n");
-    const r = spawnSync(process.execPath, [CLI, "bridge", "--remote", "https://127.0.0.1:9/mcp", "--policy", policy, "--stdio", "--bearer-file", twoWords], { encoding: "utf8", timeout: 20_000 });
-    assert.equal(r.status, 2, r.stderr);
-    assert.ok(r.stderr.includes(`--bearer-file ${twoWords}`), r.stderr);
-    assert.doesNotMatch(r.stderr + r.stdout, /secret-part/);
+    for (const file of [twoWords, join(dir, "absent.token")]) {
+      // Port 9 on loopback: nothing listens, and nothing is asked before the file is read.
+      const e = await bridge({ remote: "https://127.0.0.1:9/mcp", policy, listen: null, bearerFile: file }).catch((x: unknown) => x);
+      assert.ok(e instanceof BridgeError && e.code === "BEARER_FILE_INVALID", String(e));
+      assert.ok(e.message.includes(`--bearer-file ${file}`), e.message);
+      assert.doesNotMatch(e.message, /secret-part/);
+    }
   });
 });
