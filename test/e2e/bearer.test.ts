@@ -1,7 +1,8 @@
 /**
  * `auth.mode: bearer` end to end: keys made by the real `new-key`, `serve` spawned with a stdio
  * upstream (the mcp2 test server) and with a counting HTTP upstream, the v2 SDK client, and
- * `bridge --stdio --bearer-file`. Refused callers reach nothing; the token is in no output line.
+ * `bridge --stdio|--listen --bearer-file` with the v1 and v2 SDK clients. Refused callers reach
+ * nothing; sessions belong to the key that opened them; the token is in no output line.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -9,16 +10,17 @@ import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import https from "node:https";
 import { join } from "node:path";
 import { attestedFetch, type AttestedFetch } from "../../proxy/client/connector.js";
 import { buildPolicy } from "../../proxy/evidence/policy.js";
 import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls/verify.js";
-import { connectHttp } from "../support/mcp2/client.js";
+import { connectHttp, connectV1Http } from "../support/mcp2/client.js";
 import { SERVER_JS } from "../support/mcp2/spawn.js";
 import { devDir, fetchVia, pinnedAgent, rawExchange, spawnServe, type SpawnedServe } from "../support/robust.js";
 import { startUpstream, type Upstream } from "../support/upstream.js";
 import { CLI } from "../support/vectors.js";
-import { tempDir, within } from "../support/wait.js";
+import { tempDir, waitFor, within } from "../support/wait.js";
 
 const dir = tempDir("amcp-bearer-");
 const keysFile = join(dir, "keys.txt");
@@ -37,6 +39,17 @@ async function trust(s: SpawnedServe): Promise<{ file: string; fetch: AttestedFe
   const file = join(dir, `policy-${s.port}.json`);
   writeFileSync(file, JSON.stringify(doc));
   return { file, fetch: attestedFetch(await buildPolicy(doc, "(test policy)", dir, (p) => readFile(p, "utf8"))) };
+}
+
+/** `attestable-mcp bridge` against the serve on `port`, with `extra` arguments; its stdout and stderr kept. */
+function spawnBridge(port: number, policyFile: string, extra: string[]) {
+  const child = spawn(process.execPath, [CLI, "bridge", "--remote", `https://127.0.0.1:${port}/mcp`, "--policy", policyFile, ...extra], { stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const exited = (): Promise<unknown> => within(new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r))), 10_000, `bridge exit\n${err}`);
+  return { child, out: () => out, err: () => err, exited };
 }
 
 describe("new-key", () => {
@@ -71,6 +84,7 @@ describe("serve with auth.mode: bearer, a stdio upstream", { timeout: 120_000 },
   let alice: string;
   let bob: string;
   let trusted: { file: string; fetch: AttestedFetch };
+  const aliceFile = join(dir, "alice.token");
   const agent = (): ReturnType<typeof pinnedAgent> => pinnedAgent(s.certPem);
   before(async () => {
     alice = newKey("alice");
@@ -82,6 +96,7 @@ describe("serve with auth.mode: bearer, a stdio upstream", { timeout: 120_000 },
       },
     );
     trusted = await trust(s);
+    writeFileSync(aliceFile, `${alice}\n`, { mode: 0o600 });
   });
   after(async () => {
     await trusted?.fetch.close().catch(() => {});
@@ -134,43 +149,98 @@ describe("serve with auth.mode: bearer, a stdio upstream", { timeout: 120_000 },
     a.destroy();
   });
 
-  it("bridge --stdio --bearer-file carries the key", async () => {
-    const tokenFile = join(dir, "alice.token");
-    writeFileSync(tokenFile, `${alice}\n`, { mode: 0o600 });
-    const b = spawn(process.execPath, [CLI, "bridge", "--remote", `https://127.0.0.1:${s.port}/mcp`, "--policy", trusted.file, "--stdio", "--bearer-file", tokenFile], {
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    b.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    b.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  it("a legacy SSE session (/sse, /message) opened by one key is refused (404) to another", async () => {
+    const a = agent();
+    const stop = new AbortController();
+    try {
+      const endpoint = await within(
+        new Promise<string>((resolve, reject) => {
+          const req = https.request({ host: "127.0.0.1", port: s.port, path: "/sse", agent: a, headers: { accept: "text/event-stream", ...auth(alice) }, signal: stop.signal }, (res) => {
+            let buf = "";
+            res.setEncoding("utf8");
+            res.on("data", (c: string) => {
+              buf += c;
+              const m = /event: endpoint\ndata: (\S+)\n/.exec(buf);
+              if (m) resolve(m[1]!);
+            });
+            res.on("error", () => {});
+          });
+          req.on("error", (e) => (stop.signal.aborted ? undefined : reject(e)));
+          req.end();
+        }),
+        10_000,
+        "the /sse endpoint event",
+      );
+      assert.match(endpoint, /^\/message\?sessionId=/);
+      const post = (token: string) => fetchVia(a, s.port, endpoint, { method: "POST", headers: { ...JSON_HEADERS, ...auth(token) }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }) });
+      assert.equal((await post(bob)).status, 404);
+      assert.equal((await post(alice)).status, 202);
+    } finally {
+      stop.abort();
+      a.destroy();
+    }
+  });
+
+  it("bridge --stdio --bearer-file carries the key; the token is in no line the bridge writes", async () => {
+    const b = spawnBridge(s.port, trusted.file, ["--stdio", "--bearer-file", aliceFile]);
     const line = (id: number): Promise<Record<string, unknown>> =>
       within(
         new Promise((resolve) => {
           const look = (): void => {
-            const hit = out.split("\n").find((l) => l.includes(`"id":${id}`));
+            const hit = b
+              .out()
+              .split("\n")
+              .find((l) => l.includes(`"id":${id}`));
             if (hit) {
-              b.stdout.off("data", look);
+              b.child.stdout.off("data", look);
               resolve(JSON.parse(hit) as Record<string, unknown>);
             }
           };
-          b.stdout.on("data", look);
+          b.child.stdout.on("data", look);
           look();
         }),
         20_000,
-        `bridge answer ${id}\n${err}`,
+        `bridge answer ${id}\n${b.err()}`,
       );
     try {
-      b.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } })}\n`);
-      assert.ok((await line(1)).result, out);
-      b.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })}\n`);
-      b.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "echo", arguments: { message: "via-bridge" } } })}\n`);
+      b.child.stdin.write(
+        `${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } })}\n`,
+      );
+      assert.ok((await line(1)).result, b.out());
+      b.child.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })}\n`);
+      b.child.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "echo", arguments: { message: "via-bridge" } } })}\n`);
       assert.match(JSON.stringify(await line(2)), /via-bridge/);
     } finally {
-      b.stdin.end();
-      await within(new Promise((r) => (b.exitCode !== null ? r(null) : b.once("exit", r))), 10_000, "bridge exit");
+      b.child.stdin.end();
+      await b.exited();
     }
-    assert.doesNotMatch(err, new RegExp(alice));
+    assert.match(b.err(), /remote verified/);
+    assert.ok(!b.out().includes(alice) && !b.err().includes(alice), "the token in the bridge's output");
+  });
+
+  it("bridge --listen --bearer-file: v1 and v2 SDK clients call tools, a local client's own wrong key is replaced; the token is in no line the bridge writes", async () => {
+    const b = spawnBridge(s.port, trusted.file, ["--listen", "127.0.0.1:0", "--bearer-file", aliceFile]);
+    try {
+      await waitFor(() => /listening on http:\/\/127\.0\.0\.1:\d+/.test(b.err()) || b.child.exitCode !== null, 20_000, "bridge --listen start");
+      const url = `http://127.0.0.1:${/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(b.err())?.[1]}/mcp`;
+      const echoed = (r: unknown): string => (r as { content: Array<{ text?: string }> }).content[0]?.text ?? "";
+      const v1 = await connectV1Http(url);
+      try {
+        assert.match(echoed(await v1.client.callTool({ name: "echo", arguments: { message: "v1-via-listen" } })), /v1-via-listen/);
+      } finally {
+        await v1.close();
+      }
+      const v2 = await connectHttp(url, { mode: "auto", requestInit: { headers: auth("not-a-key") } });
+      try {
+        assert.match(echoed(await v2.client.callTool({ name: "echo", arguments: { message: "v2-via-listen" } })), /v2-via-listen/);
+      } finally {
+        await v2.close();
+      }
+    } finally {
+      b.child.kill("SIGTERM");
+      await b.exited();
+    }
+    assert.ok(!b.out().includes(alice) && !b.err().includes(alice), "the token in the bridge's output");
   });
 
   it("the tokens appear in no line of serve's output (trace level), the key names do", async () => {

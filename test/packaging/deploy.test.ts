@@ -4,15 +4,17 @@
  * (loaded with the proxy's own loader) and with each other, publish nothing but the RA-TLS port and
  * loopback metrics, and name only real config variables; the compose health check runs against a
  * real `serve` of configs/enclave.yaml with the dev profile's environment; and the section "Run it
- * in an enclave" of docs/enclave.md names what exists.
+ * in an enclave" of docs/enclave.md names what exists. configs/docker-compose.access.yaml (docs/access.md)
+ * parses, and its config loads with a keys file mounted where it points.
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse as parseToml } from "smol-toml";
 import { parse, parseAllDocuments } from "yaml";
+import { newKey } from "../../proxy/cli/new-key.js";
 import { CONFIG_KEYS, ConfigError, envName, loadConfig, type Config } from "../../proxy/server/config.js";
 import { EVERYTHING } from "../support/everything.js";
 import { CLI, REPO } from "../support/vectors.js";
@@ -489,5 +491,59 @@ describe('docs/enclave.md "Run it in an enclave"', () => {
     const cp = /cp ([\w-]+):(\S+)\/root\.pem/.exec(section);
     assert.ok(cp, "docs/enclave.md copies the dev root out of the container");
     assert.equal(cp[2], environment(compose.services[cp[1]!]).ATTESTABLE_MCP_ATTESTATION_DEV_DIR);
+  });
+});
+
+describe("configs/docker-compose.access.yaml (who may call, worked in docs/access.md)", () => {
+  const file = join(REPO, "configs/docker-compose.access.yaml");
+  let access: Y;
+  let proxy: Y;
+  let served: Config;
+  before(async () => {
+    access = parse(readFileSync(file, "utf8"));
+    proxy = access.services?.proxy;
+    // The config as the container sees it: configs/access.yaml with a keys file beside it, made by new-key.
+    const dir = tempDir("amcp-access-compose-");
+    copyFileSync(join(REPO, "configs/access.yaml"), join(dir, "serve.yaml"));
+    newKey("alice", join(dir, "keys.txt"));
+    served = await loadConfig({ file: join(dir, "serve.yaml") });
+  });
+
+  it("parses; one service, the plain app image built from Dockerfile.gsc, serving the mounted config", () => {
+    assert.deepEqual(Object.keys(access.services), ["proxy"]);
+    assert.equal(imageName(proxy.image), APP_IMAGE);
+    assert.equal(resolve(REPO, "configs", proxy.build.context), REPO);
+    assert.equal(proxy.build.dockerfile, "Dockerfile.gsc");
+    assert.deepEqual(proxy.entrypoint.slice(0, 4), ["/usr/local/bin/node", "/app/dist/proxy/cli/main.js", "serve", "--config"]);
+    const target = proxy.entrypoint[4] as string;
+    const mounts = volumes(proxy);
+    const cfg = mounts.find((v) => v.target === target);
+    assert.ok(cfg?.readOnly && resolve(REPO, "configs", cfg.source) === join(REPO, "configs/access.yaml"), JSON.stringify(mounts));
+  });
+
+  it("its config loads: bearer keys from a read-only mount beside it, a stdio MCP server, dev attestation", () => {
+    assert.equal(served.auth.mode, "bearer");
+    assert.ok(served.auth.mode === "bearer" && served.auth.keys.length === 1 && served.auth.keys[0]!.name === "alice");
+    assert.equal(served.upstream.kind, "stdio");
+    assert.equal(served.attestation.provider, "dev");
+    const cfgTarget = proxy.entrypoint[4] as string;
+    const keys = volumes(proxy).find((v) => v.target === join(cfgTarget, "..", "keys.txt"));
+    assert.ok(keys?.readOnly, "the keys file is mounted read-only where keysFile points");
+    assert.equal(resolve(REPO, "configs", keys.source), join(REPO, "configs/keys.txt"));
+  });
+
+  it("publishes the RA-TLS port (listen) and loopback metrics only; the health check asks /healthz on the listen port", () => {
+    const ports = publishedPorts(proxy);
+    assert.deepEqual(ports.map((p) => p.target).sort(), [served.listen.port, served.metrics.listen?.port].sort());
+    assert.equal(ports.find((p) => p.target === served.metrics.listen?.port)?.hostIp, "127.0.0.1");
+    assert.equal(proxy.expose, undefined);
+    assert.ok(String(proxy.healthcheck.test[3]).includes(`https://127.0.0.1:${served.listen.port}/healthz`));
+    assert.ok(composeDuration(proxy.stop_grace_period) > served.shutdown.drainMs);
+  });
+
+  it("docs/access.md runs it with the commands its header gives", () => {
+    const doc = readFileSync(join(REPO, "docs/access.md"), "utf8");
+    assert.ok(doc.includes("docker compose -f configs/docker-compose.access.yaml up -d --build"));
+    assert.ok(doc.includes("new-key alice --keys-file configs/keys.txt > alice.token"));
   });
 });
