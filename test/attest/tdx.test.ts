@@ -7,16 +7,19 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { closeSync, constants, existsSync, openSync, readdirSync } from "node:fs";
+import { closeSync, constants, existsSync, openSync, readdirSync, writeFileSync } from "node:fs";
 import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { pino } from "pino";
 import { toHex } from "../../proxy/core/bytes.js";
 import { parseQuote } from "../../proxy/evidence/dcap/quote.js";
 import { AttestationError } from "../../proxy/attest/provider.js";
 import { TdxProvider } from "../../proxy/attest/tdx.js";
+import { openProvider } from "../../proxy/cli/serve.js";
+import { loadConfig } from "../../proxy/server/config.js";
 import { vector } from "../support/vectors.js";
-import { tempDir } from "../support/wait.js";
+import { sleep, tempDir, within } from "../support/wait.js";
 
 const TEMPLATE = vector("tdx/phala-v4/quote.bin");
 const REPORT_DATA_AT = 48 + 520;
@@ -80,14 +83,39 @@ async function emulate(entry: string, count: number, answers: Answer[] = []): Pr
   }
 }
 
-/** Unblock an emulator still waiting in open() (a failed test must not hang the run). */
+/**
+ * Unblock whoever still waits in open() on the FIFO, an emulator writer or a provider reader (a
+ * failed test must not hang the run); bounded.
+ */
 function release(entry: string | undefined): void {
   if (!entry) return;
-  try {
-    closeSync(openSync(join(entry, "outblob"), constants.O_RDONLY | constants.O_NONBLOCK));
-  } catch {
-    // nothing waiting
+  for (let i = 0; i < 8; i++) {
+    for (const flags of [constants.O_RDONLY | constants.O_NONBLOCK, constants.O_WRONLY | constants.O_NONBLOCK]) {
+      try {
+        closeSync(openSync(join(entry, "outblob"), flags));
+      } catch {
+        // nobody waiting on that side
+      }
+    }
   }
+}
+
+/**
+ * Run a test's quote exchange bounded in time. A provider that is not serialised can leave
+ * blocked FIFO opens filling libuv's thread pool, which starves the emulator's file reads: on
+ * failure the FIFO is opened from both sides from this thread (no pool) until nobody waits.
+ */
+async function guarded(entry: string, body: () => Promise<void>): Promise<void> {
+  try {
+    await within(body(), 8000, "the quote exchange with the emulated tree");
+  } catch (e) {
+    for (let i = 0; i < 40; i++) {
+      release(entry);
+      await sleep(5);
+    }
+    throw e;
+  }
+  release(entry);
 }
 
 const rd = (n: number) => new Uint8Array(64).fill(n);
@@ -97,7 +125,7 @@ describe("tdx provider (configfs-tsm)", { timeout: 20_000 }, () => {
   it("makes its own report entry, writes the report data to inblob, returns the outblob quote carrying it", async () => {
     const t = tsmTree();
     const p = await TdxProvider.open(t.root, t);
-    try {
+    await guarded(p.entry, async () => {
       assert.deepEqual([p.name, p.tee, p.dev], ["tdx", "tdx", false]);
       assert.equal(t.entries.length, 1);
       assert.match(p.entry, new RegExp(`^${t.root}/attestable-mcp-${process.pid}-[0-9a-f]{8}$`));
@@ -109,27 +137,23 @@ describe("tdx provider (configfs-tsm)", { timeout: 20_000 }, () => {
       assert.deepEqual(new Uint8Array(await readFile(join(p.entry, "inblob"))), rd(7));
       await p.close();
       assert.equal(existsSync(p.entry), false, "close removes the entry");
-    } finally {
-      release(p.entry);
-    }
+    });
   });
 
   it("serialises concurrent calls: six at once each get the quote over their own report data", async () => {
     const t = tsmTree();
     const p = await TdxProvider.open(t.root, t);
-    try {
+    await guarded(p.entry, async () => {
       const calls = Array.from({ length: 6 }, (_, i) => p.quote(rd(i + 1)));
       const [quotes] = await Promise.all([Promise.all(calls), emulate(p.entry, 6)]);
       quotes.forEach((q, i) => assert.equal(toHex(parseQuote(q).body.reportData), toHex(rd(i + 1))));
-    } finally {
-      release(p.entry);
-    }
+    });
   });
 
   it("report-data check: refuses a quote whose report data is not the one written, and goes on working after", async () => {
     const t = tsmTree();
     const p = await TdxProvider.open(t.root, t);
-    try {
+    await guarded(p.entry, async () => {
       const emu = emulate(p.entry, 2, [
         {
           tamper: (q) => {
@@ -141,36 +165,30 @@ describe("tdx provider (configfs-tsm)", { timeout: 20_000 }, () => {
       await assert.rejects(p.quote(rd(3)), refused("TDX_QUOTE", /carries report data fc03.*not the 0303/));
       assert.equal(toHex(parseQuote(await p.quote(rd(4))).body.reportData), toHex(rd(4)));
       await emu;
-    } finally {
-      release(p.entry);
-    }
+    });
   });
 
   it("generation check: refuses the quote when generation moved by more than our one write (another writer)", async () => {
     const t = tsmTree();
     const p = await TdxProvider.open(t.root, t);
-    try {
+    await guarded(p.entry, async () => {
       const emu = emulate(p.entry, 2, [{ bump: 2 }]);
       await assert.rejects(p.quote(rd(5)), refused("TDX_GENERATION", /went from 0 to 2 across our one write to inblob: another writer/));
       assert.equal(toHex(parseQuote(await p.quote(rd(6))).body.reportData), toHex(rd(6)));
       await emu;
-    } finally {
-      release(p.entry);
-    }
+    });
   });
 
   it("TDX check: refuses an outblob that holds an SGX quote or no quote", async () => {
     const t = tsmTree();
     const p = await TdxProvider.open(t.root, t);
-    try {
+    await guarded(p.entry, async () => {
       const sgx = vector("sgx/phala/quote.bin");
       const emu = emulate(p.entry, 2, [{ tamper: () => sgx }, { tamper: (q) => q.subarray(0, 100) }]);
       await assert.rejects(p.quote(rd(8)), refused("TDX_QUOTE", /holds an SGX quote, not a TDX one/));
       await assert.rejects(p.quote(rd(9)), refused("TDX_QUOTE", /outblob is not a quote: .*truncated/));
       await emu;
-    } finally {
-      release(p.entry);
-    }
+    });
   });
 
   it("tree check: fails at open, naming the directory, where there is no configfs-tsm report tree; never falls back", async () => {
@@ -194,6 +212,14 @@ describe("tdx provider (configfs-tsm)", { timeout: 20_000 }, () => {
     // A plain directory is not a report tree: mkdir gives an entry without attributes.
     await assert.rejects(TdxProvider.open(t.root), refused("TDX_UNAVAILABLE", /provider \(ENOENT\).*not a configfs-tsm report directory/));
     assert.deepEqual(readdirSync(t.root), []);
+  });
+
+  it("serve opens it for attestation.provider: tdx at attestation.tdx.dir, and fails there rather than fall back to dev", async () => {
+    const dir = tempDir("amcp-tsm-");
+    const file = join(dir, "serve.yaml");
+    writeFileSync(file, `listen: "127.0.0.1:0"\nattestation: { provider: tdx, tdx: { dir: "${join(dir, "report")}" } }\nupstream: { url: "http://127.0.0.1:9" }\n`);
+    const config = await loadConfig({ file });
+    await assert.rejects(openProvider(config, pino({ level: "silent" })), refused("TDX_UNAVAILABLE", new RegExp(`${join(dir, "report")} is not usable`)));
   });
 
   it("refuses report data that is not 64 bytes", async () => {
