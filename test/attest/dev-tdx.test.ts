@@ -4,6 +4,8 @@
  * collateral, and a certificate that carries the quote in the TCG extension only.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { toHex } from "../../proxy/core/bytes.js";
@@ -14,11 +16,11 @@ import { readRaTls } from "../../proxy/evidence/ratls/read.js";
 import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls/verify.js";
 import type { Verdict } from "../../proxy/evidence/verdict.js";
 import { DevProvider, devMrtd } from "../../proxy/attest/dev/provider.js";
-import { devCollateral } from "../../proxy/attest/dev/collateral.js";
+import { devCollateral, writeCollateralDirectory } from "../../proxy/attest/dev/collateral.js";
 import { DEV_TDX } from "../../proxy/attest/dev/tdx-quote.js";
 import { mintIdentity } from "../../proxy/attest/identity.js";
 import { partsToQvl } from "../support/mutate.js";
-import { DIST, vector } from "../support/vectors.js";
+import { CLI, DIST, vector } from "../support/vectors.js";
 import { tempDir } from "../support/wait.js";
 
 const RD = new Uint8Array(64).map((_, i) => 255 - i);
@@ -139,6 +141,21 @@ describe("dev TDX quotes", () => {
     const revoked = await verifyQuote(quote, { trustRoots: [p.rootPem], collateral: partsToQvl(devCollateral(p.pki, { tee: "tdx", status: "Revoked" })) });
     assert.equal(revoked.failed?.check, "tcb.status");
     assert.throws(() => devCollateral(p.pki, { tee: "tdx", tcbInfoVersion: 2 }), { code: "DEV_OPTIONS_INVALID" });
+  });
+
+  it("inspect QUOTE --collateral DIR --trust-root root.pem: exit 0, TDX module and platform statuses from the PCS-layout directory", async () => {
+    const dir = tempDir("amcp-devtdx-col-");
+    await writeCollateralDirectory(join(dir, "col"), devCollateral(p.pki, { tee: "tdx", status: "ConfigurationNeeded", advisoryIds: ["INTEL-SA-00837"] }));
+    writeFileSync(join(dir, "q.bin"), quote);
+    writeFileSync(join(dir, "root.pem"), p.rootPem);
+    const r = spawnSync(process.execPath, [CLI, "inspect", join(dir, "q.bin"), "--collateral", join(dir, "col"), "--trust-root", join(dir, "root.pem"), "--json"], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const v = JSON.parse(r.stdout) as Verdict;
+    assert.deepEqual([v.ok, v.dev, v.quote?.teeType, v.tcb?.status, v.tcb?.tdxModuleStatus], [true, true, "TDX", "ConfigurationNeeded", "UpToDate"]);
+    assert.deepEqual(v.tcb?.advisoryIds, ["INTEL-SA-00837"]);
   });
 
   it("default MRTD stands for the compiled code: devMrtd over dist/proxy, 48 bytes, and what its quotes carry", async () => {
