@@ -86,7 +86,7 @@ export async function mintIdentity(opts: IdentityOptions): Promise<MintedIdentit
   const legacyQuote = sgx ? await quoteOver(opts.provider, legacyReportData(spki)) : undefined;
   const notBefore = new Date(now - (opts.backdateMs ?? 5 * 60_000));
   const notAfter = new Date(now + lifetime);
-  const certDer = buildRaTlsCertificate({ key: privateKey, claims, taggedQuote, ...(legacyQuote ? { legacyQuote } : {}), notBefore, notAfter });
+  const certDer = buildRaTlsCertificate({ key: privateKey, claims, taggedQuote, legacyQuote, notBefore, notAfter });
   return {
     key: privateKey,
     keyPem: privateKey.export({ format: "pem", type: "pkcs8" }).toString(),

@@ -1,7 +1,7 @@
 /**
  * `serve`: load the config, open the attestation provider (never falling back from gramine or
- * tdx to dev), start the attested listener, say how to check it, and shut down gracefully on SIGTERM /
- * SIGINT (exit 0 once drained). With `workers` > 1 this process becomes the cluster primary and
+ * tdx to dev), start the attested listener, say how to check it, and shut down gracefully on
+ * SIGTERM / SIGINT (exit 0 once drained). With `workers` > 1 this process becomes the cluster primary and
  * every worker runs the same path with its own key and certificate (server/cluster.ts).
  */
 import { rename, rm, writeFile } from "node:fs/promises";
