@@ -29,7 +29,7 @@ export interface TdxProviderOptions {
   removeEntry?: (path: string) => Promise<unknown>;
 }
 
-/** Entries still present at exit are removed then (configfs keeps them until someone does); by rmdir unless a test tree says otherwise. */
+/** Entries still present at exit are removed then: configfs keeps them until someone does. */
 const openEntries = new Map<string, TdxProviderOptions["removeEntry"]>();
 let exitHook = false;
 function track(entry: string, remove: TdxProviderOptions["removeEntry"]): void {
@@ -67,14 +67,18 @@ export class TdxProvider implements AttestationProvider {
 
   /** Make this process's report entry and check it is TDX's, before the first quote is needed. */
   static async open(dir = TSM_REPORT_DIR, opts: TdxProviderOptions = {}): Promise<TdxProvider> {
-    try {
-      if (!(await stat(dir)).isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" });
-    } catch (e) {
-      throw new AttestationError(
+    const unusable = (reason: string) =>
+      new AttestationError(
         "TDX_UNAVAILABLE",
-        `tdx provider: the configfs-tsm report directory ${dir} is not usable (${why(e)}): not a TDX guest, configfs not mounted at /sys/kernel/config, or a kernel without configfs-tsm (6.7 and later have it); the dev provider is never used instead`,
+        `tdx provider: the configfs-tsm report directory ${dir} is not usable (${reason}): not a TDX guest, configfs not mounted at /sys/kernel/config, or a kernel without configfs-tsm (6.7 and later have it); the dev provider is never used instead`,
       );
+    let isDirectory: boolean;
+    try {
+      isDirectory = (await stat(dir)).isDirectory();
+    } catch (e) {
+      throw unusable(why(e));
     }
+    if (!isDirectory) throw unusable("not a directory");
     const entry = join(dir, `attestable-mcp-${process.pid}-${randomBytes(4).toString("hex")}`);
     const removeEntry = opts.removeEntry ?? rmdir;
     try {
