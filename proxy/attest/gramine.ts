@@ -16,6 +16,7 @@ export const GRAMINE_ATTESTATION_DIR = "/dev/attestation";
 
 export class GramineProvider implements AttestationProvider {
   readonly name = "gramine";
+  readonly tee = "sgx";
   readonly dev = false;
   private queue: Promise<unknown> = Promise.resolve();
 

@@ -66,7 +66,10 @@ export async function quoteOver(provider: AttestationProvider, reportData: Uint8
   return quote;
 }
 
-/** One key, two quotes, one certificate. */
+/**
+ * One key, one certificate, and its quotes: the TCG tagged-evidence quote always, and for an SGX
+ * enclave also Gramine's legacy quote (an SGX-only extension: a TDX quote goes in the TCG one alone).
+ */
 export async function mintIdentity(opts: IdentityOptions): Promise<MintedIdentity> {
   const keyType = opts.keyType ?? "P-384";
   if (keyType !== "P-384" && keyType !== "P-256") throw new InputError("IDENTITY_OPTIONS_INVALID", `certificate key type must be P-384 or P-256, got ${String(keyType)}`);
@@ -78,7 +81,9 @@ export async function mintIdentity(opts: IdentityOptions): Promise<MintedIdentit
   const claims = buildClaims(spki);
   // The provider serialises its own access; asking in sequence keeps the order obvious.
   const taggedQuote = await quoteOver(opts.provider, taggedReportData(claims));
-  const legacyQuote = await quoteOver(opts.provider, legacyReportData(spki));
+  // What the quote says it is decides, not what the provider claims to be.
+  const sgx = parseQuote(taggedQuote).teeType === "SGX";
+  const legacyQuote = sgx ? await quoteOver(opts.provider, legacyReportData(spki)) : undefined;
   const notBefore = new Date(now - (opts.backdateMs ?? 5 * 60_000));
   const notAfter = new Date(now + lifetime);
   const certDer = buildRaTlsCertificate({ key: privateKey, claims, taggedQuote, legacyQuote, notBefore, notAfter });

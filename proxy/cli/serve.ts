@@ -1,7 +1,7 @@
 /**
- * `serve`: load the config, open the attestation provider (never falling back from gramine to
- * dev), start the attested listener, say how to check it, and shut down gracefully on SIGTERM /
- * SIGINT (exit 0 once drained). With `workers` > 1 this process becomes the cluster primary and
+ * `serve`: load the config, open the attestation provider (never falling back from gramine or
+ * tdx to dev), start the attested listener, say how to check it, and shut down gracefully on
+ * SIGTERM / SIGINT (exit 0 once drained). With `workers` > 1 this process becomes the cluster primary and
  * every worker runs the same path with its own key and certificate (server/cluster.ts).
  */
 import { rename, rm, writeFile } from "node:fs/promises";
@@ -9,6 +9,7 @@ import { join, resolve as absolute } from "node:path";
 import { pino, type Logger } from "pino";
 import { DevProvider } from "../attest/dev/provider.js";
 import { GramineProvider } from "../attest/gramine.js";
+import { TdxProvider } from "../attest/tdx.js";
 import type { AttestationProvider } from "../attest/provider.js";
 import { loadConfig, type Config, type ConfigInputs } from "../server/config.js";
 import { isWorker, reportListening, runPrimary, workerId, workerStopRequested } from "../server/cluster.js";
@@ -16,23 +17,27 @@ import { startServer } from "../server/listener.js";
 
 export async function openProvider(config: Config, log: Logger): Promise<AttestationProvider> {
   if (config.attestation.provider === "gramine") return GramineProvider.open(config.attestation.gramineDir);
-  return DevProvider.open({ dir: config.attestation.devDir, warn: (m) => log.warn(m) });
+  if (config.attestation.provider === "tdx") return TdxProvider.open(config.attestation.tdxDir);
+  return DevProvider.open({ dir: config.attestation.devDir, tee: config.attestation.devTee, warn: (m) => log.warn(m) });
 }
 
-/** What a dev start tells its first client: the served MRENCLAVE and a policy that admits it. */
+/** What a dev start tells its first client: the served measurement and a policy that admits it. */
 interface DevFirstRun {
-  mrenclave: string;
+  /** MRENCLAVE of a dev enclave, MRTD of a dev trust domain. */
+  field: "mrenclave" | "mrtd";
+  /** Hex. */
+  measurement: string;
   /** The policy file written beside the dev root; null when it could not be written. */
   policyFile: string | null;
 }
 
-/** The dev policy for one MRENCLAVE, as configs/policy.dev.yaml describes it. */
-function devPolicyYaml(rootPem: string, mrenclave: string): string {
+/** The dev policy for one MRENCLAVE (or MRTD), as configs/policy.dev.yaml describes it. */
+function devPolicyYaml(rootPem: string, dev: Pick<DevFirstRun, "field" | "measurement">): string {
   return [
     "# Made by `attestable-mcp serve` (dev provider) at start: it trusts this dev server's code only.",
-    "# NOT Intel-rooted, DEBUG enclave: for development, never production (configs/policy.dev.yaml).",
+    `# NOT Intel-rooted, DEBUG ${dev.field === "mrtd" ? "trust domain" : "enclave"}: for development, never production (configs/policy.dev.yaml).`,
     `trustRoots: [${JSON.stringify(rootPem)}]`,
-    `measurements: [{ mrenclave: "${mrenclave}" }]`,
+    `measurements: [{ ${dev.field}: "${dev.measurement}" }]`,
     "allowDebug: true         # dev quotes are marked DEBUG",
     "tcb: { require: false }  # no Intel collateral exists for the dev PKI",
     "freshness: exporter",
@@ -41,24 +46,26 @@ function devPolicyYaml(rootPem: string, mrenclave: string): string {
 }
 
 /**
- * With the dev provider, write the policy for the MRENCLAVE the provider quotes into the dev
- * directory (beside root.pem), so that the banner's `verify` command works as printed. Rewritten
- * at every start: any change to the compiled code changes the dev MRENCLAVE.
+ * With the dev provider, write the policy for the MRENCLAVE (a dev TD: the MRTD) the provider
+ * quotes into the dev directory (beside root.pem), so that the banner's `verify` command works as
+ * printed. Rewritten at every start: any change to the compiled code changes the dev measurement.
  */
 async function devFirstRun(config: Config, provider: AttestationProvider, log: Logger): Promise<DevFirstRun | null> {
   if (!(provider instanceof DevProvider)) return null;
-  const mrenclave = Buffer.from(provider.mrenclave).toString("hex");
+  const measured: Pick<DevFirstRun, "field" | "measurement"> = provider.td
+    ? { field: "mrtd", measurement: Buffer.from(provider.td.mrtd).toString("hex") }
+    : { field: "mrenclave", measurement: Buffer.from(provider.mrenclave).toString("hex") };
   const policyFile = join(config.attestation.devDir, "policy.yaml");
   // Renamed into place: a client reading it while another dev serve writes it never sees half a file.
   const tmp = `${policyFile}.${process.pid}.tmp`;
   try {
-    await writeFile(tmp, devPolicyYaml("root.pem", mrenclave));
+    await writeFile(tmp, devPolicyYaml("root.pem", measured));
     await rename(tmp, policyFile);
-    return { mrenclave, policyFile };
+    return { ...measured, policyFile };
   } catch (e) {
     await rm(tmp, { force: true }).catch(() => {});
     log.warn({ err: (e as Error).message, file: policyFile }, "cannot write the dev policy; the banner shows it instead");
-    return { mrenclave, policyFile: null };
+    return { ...measured, policyFile: null };
   }
 }
 
@@ -69,17 +76,17 @@ function banner(config: Config, address: { host: string; port: number }, workers
   const root = join(config.attestation.devDir, "root.pem");
   const verify = `node_modules/.bin/attestable-mcp verify ${base}/mcp --policy`;
   const lines = [`attestable-mcp: serving ${mcp} with ${config.attestation.provider} attestation${workers > 1 ? ` (${workers} workers, each with its own key and certificate)` : ""}`];
-  if (dev) lines.push(`  measurement:         mrenclave ${dev.mrenclave} (dev: DEBUG, rooted at ${root}, not at Intel)`);
+  if (dev) lines.push(`  measurement:         ${dev.field} ${dev.measurement} (dev: DEBUG ${dev.field === "mrtd" ? "TD" : "enclave"}, rooted at ${root}, not at Intel)`);
   lines.push(
     `  check its evidence:  openssl s_client -connect ${host}:${address.port} </dev/null 2>/dev/null | openssl x509 > cert.pem`,
     `                       node_modules/.bin/attestable-mcp inspect cert.pem${dev ? ` --trust-root ${root}` : ""}`,
   );
   if (!dev) lines.push(`  verify it:           ${verify} POLICY.yaml`);
-  else if (dev.policyFile) lines.push(`  verify it:           ${verify} ${dev.policyFile}`, `                       (a dev policy written at start: this dev root, this MRENCLAVE)`);
+  else if (dev.policyFile) lines.push(`  verify it:           ${verify} ${dev.policyFile}`, `                       (a dev policy written at start: this dev root, this ${dev.field.toUpperCase()})`);
   else
     lines.push(
       `  verify it:           ${verify} policy.yaml   with policy.yaml:`,
-      ...devPolicyYaml(absolute(root), dev.mrenclave)
+      ...devPolicyYaml(absolute(root), dev)
         .trimEnd()
         .split("\n")
         .map((l) => `                         ${l}`),

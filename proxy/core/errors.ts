@@ -88,7 +88,20 @@ export const ERROR_CODES = {
   /** RaTlsError */
   ratls: ["RATLS_NO_EVIDENCE", "RATLS_TAGGED_EVIDENCE", "RATLS_CLAIMS", "RATLS_CRITICAL_EXTENSION"],
   /** AttestationError: producing evidence. */
-  attestation: ["REPORT_DATA_SIZE", "QUOTE_UNBOUND", "GRAMINE_UNAVAILABLE", "GRAMINE_ATTESTATION_TYPE", "GRAMINE_WRITE", "GRAMINE_QUOTE", "DEV_PKI_INCOMPLETE"],
+  attestation: [
+    "REPORT_DATA_SIZE",
+    "QUOTE_UNBOUND",
+    "GRAMINE_UNAVAILABLE",
+    "GRAMINE_ATTESTATION_TYPE",
+    "GRAMINE_WRITE",
+    "GRAMINE_QUOTE",
+    "TDX_UNAVAILABLE",
+    "TDX_PROVIDER",
+    "TDX_WRITE",
+    "TDX_GENERATION",
+    "TDX_QUOTE",
+    "DEV_PKI_INCOMPLETE",
+  ],
   /** ConfigError, ClientPolicyError */
   config: ["CONFIG_INVALID", "CLIENT_POLICY_INVALID"],
   /** PolicyError */
