@@ -5,7 +5,7 @@
  * and `devCollateral` / `writeCollateralDirectory` produce matching collateral. No other entry
  * loads any of it.
  */
-export { DevProvider, devMrenclave } from "../attest/dev/provider.js";
+export { DevProvider, devMrenclave, devMrtd } from "../attest/dev/provider.js";
 export type { DevProviderOptions } from "../attest/dev/provider.js";
 export { openDevPki, DEFAULT_DEV_DIR } from "../attest/dev/pki.js";
 export type { DevPki } from "../attest/dev/pki.js";

@@ -52,10 +52,10 @@ const ENTRIES: Record<string, Entry> = {
   },
   attest: {
     values: words(`
-      REPORT_DATA_BYTES GramineProvider GRAMINE_ATTESTATION_DIR Identity mintIdentity buildClaims buildRaTlsCertificate taggedReportData legacyReportData
+      REPORT_DATA_BYTES GramineProvider GRAMINE_ATTESTATION_DIR TdxProvider TSM_REPORT_DIR Identity mintIdentity buildClaims buildRaTlsCertificate taggedReportData legacyReportData
       spkiOf AttestationError
     `),
-    types: ["AttestationProvider", "MintedIdentity", "IdentityOptions", "KeyType", "RaTlsCertificateSpec", "AttestationCode"],
+    types: ["AttestationProvider", "TdxProviderOptions", "MintedIdentity", "IdentityOptions", "KeyType", "RaTlsCertificateSpec", "AttestationCode"],
     never: ["server/", "client/", "cli/", "collateral/", "attest/dev/"],
   },
   server: {
@@ -64,7 +64,7 @@ const ENTRIES: Record<string, Entry> = {
     never: ["client/", "cli/", "attest/dev/"],
   },
   dev: {
-    values: ["DevProvider", "devMrenclave", "openDevPki", "DEFAULT_DEV_DIR", "devCollateral", "writeCollateralDirectory"],
+    values: ["DevProvider", "devMrenclave", "devMrtd", "openDevPki", "DEFAULT_DEV_DIR", "devCollateral", "writeCollateralDirectory"],
     types: ["DevProviderOptions", "DevPki", "DevCollateralOptions"],
     never: ["server/", "client/", "cli/"],
   },
