@@ -9,6 +9,7 @@ import { join, resolve as absolute } from "node:path";
 import { pino, type Logger } from "pino";
 import { DevProvider } from "../attest/dev/provider.js";
 import { GramineProvider } from "../attest/gramine.js";
+import { PacedProvider, paced } from "../attest/paced.js";
 import type { AttestationProvider } from "../attest/provider.js";
 import { loadConfig, type Config, type ConfigInputs } from "../server/config.js";
 import { isWorker, reportListening, runPrimary, workerId, workerStopRequested } from "../server/cluster.js";
@@ -16,7 +17,7 @@ import { startServer } from "../server/listener.js";
 
 export async function openProvider(config: Config, log: Logger): Promise<AttestationProvider> {
   if (config.attestation.provider === "gramine") return GramineProvider.open(config.attestation.gramineDir);
-  return DevProvider.open({ dir: config.attestation.devDir, warn: (m) => log.warn(m) });
+  return paced(await DevProvider.open({ dir: config.attestation.devDir, warn: (m) => log.warn(m) }), config.attestation.devQuoteLatencyMs);
 }
 
 /** What a dev start tells its first client: the served MRENCLAVE and a policy that admits it. */
@@ -45,7 +46,8 @@ function devPolicyYaml(rootPem: string, mrenclave: string): string {
  * directory (beside root.pem), so that the banner's `verify` command works as printed. Rewritten
  * at every start: any change to the compiled code changes the dev MRENCLAVE.
  */
-async function devFirstRun(config: Config, provider: AttestationProvider, log: Logger): Promise<DevFirstRun | null> {
+async function devFirstRun(config: Config, opened: AttestationProvider, log: Logger): Promise<DevFirstRun | null> {
+  const provider = opened instanceof PacedProvider ? opened.inner : opened;
   if (!(provider instanceof DevProvider)) return null;
   const mrenclave = Buffer.from(provider.mrenclave).toString("hex");
   const policyFile = join(config.attestation.devDir, "policy.yaml");

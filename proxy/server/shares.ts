@@ -64,7 +64,8 @@ export const MAX_TRACKED_CLIENTS = 4096;
 export type ShareDecision = { ok: true } | { ok: false; status: 429 | 503; retryAfter: number; scope: "client" | "global" };
 
 /**
- * A rate with a per-client share and a global cap: fresh evidence. `take` spends one token of
+ * A rate with a per-client share and a global cap: fresh evidence, counted in quotes (see
+ * server/evidence-batch.ts for who is charged for a batched quote). `take` spends one token of
  * both or none; a client refused by the cap keeps its own share for later.
  */
 export class RateShares {
@@ -80,12 +81,7 @@ export class RateShares {
   }
 
   take(client: string, now: number = Date.now()): ShareDecision {
-    let bucket = this.clients.get(client);
-    if (bucket) this.clients.delete(client);
-    else bucket = new TokenBucket(this.clientPerMinute, this.clientPerMinute, now);
-    // Re-inserted: the Map's order is the order clients were last seen.
-    this.clients.set(client, bucket);
-    this.bound();
+    const bucket = this.bucketOf(client, now);
     const mine = bucket.wait(now);
     const all = this.global.wait(now);
     if (mine > 0) return { ok: false, status: 429, retryAfter: Math.max(mine, all), scope: "client" };
@@ -93,6 +89,28 @@ export class RateShares {
     bucket.take(now);
     this.global.take(now);
     return { ok: true };
+  }
+
+  /**
+   * One token of `client`'s share only: for a use the cap has already paid for (a client joining a
+   * batch whose quote another client opened).
+   */
+  takeClient(client: string, now: number = Date.now()): ShareDecision {
+    const bucket = this.bucketOf(client, now);
+    const mine = bucket.wait(now);
+    if (mine > 0) return { ok: false, status: 429, retryAfter: mine, scope: "client" };
+    bucket.take(now);
+    return { ok: true };
+  }
+
+  private bucketOf(client: string, now: number): TokenBucket {
+    let bucket = this.clients.get(client);
+    if (bucket) this.clients.delete(client);
+    else bucket = new TokenBucket(this.clientPerMinute, this.clientPerMinute, now);
+    // Re-inserted: the Map's order is the order clients were last seen.
+    this.clients.set(client, bucket);
+    this.bound();
+    return bucket;
   }
 
   /** Clients remembered now (for tests and the bound). */
