@@ -22,7 +22,7 @@ import { readQuote } from "../evidence/dcap/quote.js";
 import { claimedPubkeyHash } from "../evidence/ratls/read.js";
 import { evidenceLeaf, HASH_BYTES, verifyInclusion } from "../evidence/merkle.js";
 import { CheckList, type Check, type PlatformFields, type QuoteFields } from "../evidence/verdict.js";
-import { judgeQuote, judging } from "../evidence/dcap/verify.js";
+import { judgeFreshQuote } from "./quote-judgements.js";
 import type { TrustRoot } from "../evidence/dcap/roots.js";
 import { parseCertificate } from "../evidence/asn1/x509.js";
 import type { FreshnessResult } from "./verdict.js";
@@ -256,7 +256,7 @@ export async function checkFreshEvidence(res: EvidenceResponse, exp: FreshnessEx
   }
   c.pass("freshness.report-data", "fresh quote report data = SHA-256(claims) ‖ 0³²");
 
-  const v = await judgeQuote(parsed, judging({ trustRoots: exp.trustRoots, ...(exp.at ? { at: exp.at } : {}) }));
+  const v = await judgeFreshQuote(quote, parsed, exp.trustRoots, exp.at);
   if (!v.ok || !v.quote) {
     c.fail("freshness.quote", `the fresh quote fails ${v.failed?.check}: ${v.failed?.reason}`);
     return stop();

@@ -52,6 +52,12 @@ export class TokenBucket {
     const missing = 1 - this.tokens;
     return missing <= 1e-9 ? 0 : Math.max(1, Math.ceil((missing * 60) / this.perMinute - 1e-9));
   }
+  /** Milliseconds until one token is there (0: now), unrounded: when a waiting request can go. */
+  waitMs(now: number = Date.now()): number {
+    this.refill(now);
+    const missing = 1 - this.tokens;
+    return missing <= 1e-9 ? 0 : (missing * 60_000) / this.perMinute;
+  }
   take(now: number = Date.now()): void {
     this.refill(now);
     this.tokens -= 1;
@@ -92,15 +98,23 @@ export class RateShares {
   }
 
   /**
-   * One token of `client`'s share only: for a use the cap has already paid for (a client joining a
-   * batch whose quote another client opened).
+   * For uses that wait for their tokens instead of being refused at once (batched fresh evidence,
+   * server/evidence-batch.ts): how long `client`'s share and the cap each need, in ms, and, for a
+   * refusal, in Retry-After seconds.
    */
-  takeClient(client: string, now: number = Date.now()): ShareDecision {
+  waits(client: string, now: number = Date.now()): { clientMs: number; globalMs: number; clientS: number; globalS: number } {
     const bucket = this.bucketOf(client, now);
-    const mine = bucket.wait(now);
-    if (mine > 0) return { ok: false, status: 429, retryAfter: mine, scope: "client" };
-    bucket.take(now);
-    return { ok: true };
+    return { clientMs: bucket.waitMs(now), globalMs: this.global.waitMs(now), clientS: bucket.wait(now), globalS: this.global.wait(now) };
+  }
+
+  /** Spends one token of the cap (a quote made). */
+  spendGlobal(now: number = Date.now()): void {
+    this.global.take(now);
+  }
+
+  /** Spends one token of `client`'s share (the client took part in a quote). */
+  spendClient(client: string, now: number = Date.now()): void {
+    this.bucketOf(client, now).take(now);
   }
 
   private bucketOf(client: string, now: number): TokenBucket {

@@ -11,8 +11,9 @@
  * exporter. The pubkey-hash is of the certificate this very connection was served (after a
  * rotation, older connections keep theirs), and that certificate is returned.
  * Quotes are budgeted per client before the process's cap (server/shares.ts), counted per quote
- * a client's requests join: a client past its share gets 429, everyone past the cap 503, both
- * with an honest Retry-After, so one client cannot spend another's evidence. An identical request
+ * a client's requests take part in; a request whose client's next token is near waits for it, one
+ * whose client is past its share gets 429, everyone past the cap 503, both with an honest
+ * Retry-After, so one client cannot spend another's evidence. An identical request
  * on the same connection is answered from a per-connection cache and spends nothing.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -84,7 +85,7 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
     }
     const certDer = new Uint8Array(raw);
     const exported = exporter ? new Uint8Array(socket.exportKeyingMaterial(EXPORTER_BYTES, EXPORTER_LABEL, Buffer.from(nonce))) : null;
-    const granted = batcher.join(certDer, evidenceLeaf(nonce, exported), clientOf(req));
+    const granted = await batcher.join(certDer, evidenceLeaf(nonce, exported), clientOf(req));
     if (!granted.ok) {
       opts.onRefused?.(granted.scope);
       const error = granted.full
@@ -95,7 +96,7 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
       send(res, granted.status, { error }, { "Retry-After": String(granted.retryAfter) });
       return;
     }
-    const { quote, claims, proof } = await granted.answer;
+    const { quote, claims, proof } = granted;
     const body = encodeEvidence({ quote, claims, certificate: derToPem(certDer), proof, dev: opts.provider.dev });
     let perSocket = cache.get(socket);
     if (!perSocket) cache.set(socket, (perSocket = new Map()));

@@ -3,8 +3,8 @@
  * made are covered by the next quote, one quote per batch (the provider's calls counted), at most
  * `maxBatch` leaves each; every client's own proof verifies with the client's own checks, and no
  * answer carries any client's nonce or exporter. A lone request is a batch of one, quoted at once.
- * And the shares: a client is charged once per quote its requests join, so one client's burst is
- * served, and its share still bounds the quotes it takes part in.
+ * And the shares: a client is charged once per quote its requests take part in, so one client's
+ * burst is served, a near token is waited for, and its share still bounds the quotes it joins.
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
@@ -20,7 +20,7 @@ import type { AttestationProvider } from "../../proxy/attest/provider.js";
 import { checkFreshEvidence, freshInputs, requestEvidence } from "../../proxy/client/freshness.js";
 import { decodeEvidence } from "../../proxy/core/protocol.js";
 import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls/verify.js";
-import { EvidenceBatcher } from "../../proxy/server/evidence-batch.js";
+import { type BatchAnswer, type BatchRefusal, EvidenceBatcher } from "../../proxy/server/evidence-batch.js";
 import { RateShares } from "../../proxy/server/shares.js";
 import { createAttestationEndpoint } from "../../proxy/server/wellknown.js";
 import { tempDir, waitFor, within } from "../support/wait.js";
@@ -187,57 +187,75 @@ describe("batched fresh evidence: who is charged", () => {
   function setup(share: number, cap = 1000) {
     const g = gatedProvider();
     g.close();
+    const clock = { t: 0 };
     const shares = new RateShares(cap, share, 100, 0);
-    const batcher = new EvidenceBatcher({ provider: g.provider, shares, maxBatch: 8 });
+    const batcher = new EvidenceBatcher({ provider: g.provider, shares, maxBatch: 8, now: () => clock.t });
     const leaf = (i: number) => new Uint8Array(32).fill(i);
-    return { g, batcher, leaf };
+    return { g, batcher, leaf, shares };
   }
+  const answered = (ps: Promise<BatchAnswer | BatchRefusal>[]) => within(Promise.all(ps), 5000, "answers");
 
-  it("a client's burst joins one quote and is charged once for it; its share still bounds the quotes it joins", async () => {
+  it("a client's burst is charged once per quote it takes part in; its share bounds those quotes", async () => {
     const { g, batcher, leaf } = setup(2);
-    const first = batcher.join(id.certDer, leaf(0), "a", 0);
-    assert.ok(first.ok);
-    // While the first quote is made, 8 of a's requests fill the next batch for one more token…
-    const burst = Array.from({ length: 8 }, (_, i) => batcher.join(id.certDer, leaf(i + 1), "a", 0));
-    assert.ok(burst.every((d) => d.ok));
-    // …and a ninth would open a third quote: a's share (2) is spent.
-    const third = batcher.join(id.certDer, leaf(9), "a", 0);
-    assert.deepEqual(third, { ok: false, status: 429, retryAfter: 30, scope: "client" });
-    // Another client joins the waiting batch on its own share; the batch is full, so it opens the next.
-    assert.ok(batcher.join(id.certDer, leaf(10), "b", 0).ok);
+    const first = batcher.join(id.certDer, leaf(0), "a"); // quoted at once: a's first token
+    // While it is made, 8 of a's requests fill the next batch (a's second token, spent when it starts)…
+    const burst = Array.from({ length: 8 }, (_, i) => batcher.join(id.certDer, leaf(i + 1), "a"));
+    // …a ninth waits for a third quote, which a's share (2 a minute) cannot pay for: 429 then.
+    const ninth = batcher.join(id.certDer, leaf(9), "a");
+    // b's request shares that third batch and pays for it with its own share.
+    const other = batcher.join(id.certDer, leaf(10), "b");
     g.open();
-    const answers = await within(Promise.all([first, ...burst].map((d) => (d.ok ? d.answer : Promise.reject(new Error("refused"))))), 5000, "answers");
+    const got = await answered([first, ...burst, ninth, other]);
     assert.deepEqual(
-      answers.map((a) => a.proof.size),
-      [1, 8, 8, 8, 8, 8, 8, 8, 8],
+      got.map((r) => (r.ok ? r.proof.size : r.status)),
+      [1, 8, 8, 8, 8, 8, 8, 8, 8, 429, 1],
     );
-    await waitFor(() => batcher.quotes === 3, 5000, "three quotes");
+    assert.deepEqual(got[9], { ok: false, status: 429, retryAfter: 30, scope: "client" });
     assert.equal(g.state.calls, 3);
+    assert.equal(batcher.quotes, 3);
   });
 
-  it("joining a batch another client opened costs the joiner's share only, never the opener's or the cap", () => {
+  it("a client whose next token is near waits for it instead of being refused", async () => {
+    const g = gatedProvider();
+    const shares = new RateShares(1000, 120);
+    for (let i = 0; i < 120; i++) shares.spendClient("a");
+    const batcher = new EvidenceBatcher({ provider: g.provider, shares });
+    const t0 = performance.now();
+    const got = await within(Promise.all([batcher.join(id.certDer, new Uint8Array(32), "a"), batcher.join(id.certDer, new Uint8Array(32).fill(1), "a")]), 5000, "answers");
+    assert.deepEqual(
+      got.map((r) => (r.ok ? r.proof.size : r.status)),
+      [2, 2],
+    );
+    assert.equal(g.state.calls, 1);
+    // Half a second for a token at 120 a minute (a lower bound: 10 ms of timer slack).
+    assert.ok(performance.now() - t0 >= 490, `${performance.now() - t0} ms`);
+  });
+
+  it("joining costs the joiner's share only, never another's; the cap counts quotes, not requests", async () => {
     const { g, batcher, leaf } = setup(1, 2);
-    assert.ok(batcher.join(id.certDer, leaf(0), "a", 0).ok); // quoted at once: a 1/1, cap 1/2
-    assert.ok(batcher.join(id.certDer, leaf(1), "b", 0).ok); // opens the next batch: b 1/1, cap 2/2
-    for (const c of ["c", "d", "e"]) assert.ok(batcher.join(id.certDer, leaf(2), c, 0).ok, c); // join b's batch: their own shares
-    assert.equal(batcher.join(id.certDer, leaf(3), "c", 0).ok, true, "c is in that batch already: free");
-    // The waiting batch is open still (8 leaves), so a new client joins it without the cap…
-    for (let i = 0; i < 3; i++) assert.ok(batcher.join(id.certDer, leaf(4 + i), "f", 0).ok);
-    // …and once it is full, a new quote needs the cap, which is spent: 503, and g keeps its share.
-    assert.deepEqual(batcher.join(id.certDer, leaf(7), "g", 0), { ok: false, status: 503, retryAfter: 30, scope: "global" });
+    const a = batcher.join(id.certDer, leaf(0), "a"); // quoted at once: a 1/1, cap 1/2
+    const others = ["b", "c", "d", "d"].map((c, i) => batcher.join(id.certDer, leaf(i + 1), c)); // one batch
+    assert.deepEqual(await batcher.join(id.certDer, leaf(5), "a"), { ok: false, status: 429, retryAfter: 60, scope: "client" });
     g.open();
+    const got = await answered([a, ...others]);
+    assert.deepEqual(
+      got.map((r) => (r.ok ? r.proof.size : r.status)),
+      [1, 4, 4, 4, 4],
+    );
+    assert.equal(g.state.calls, 2);
+    // Two quotes made: the cap (2 a minute) is spent, whoever asks next, with its share whole.
+    assert.deepEqual(await batcher.join(id.certDer, leaf(6), "e"), { ok: false, status: 503, retryAfter: 30, scope: "global" });
   });
 
   it("another certificate's requests get their own batch (a connection gets its own certificate's pubkey-hash)", async () => {
     const { g, batcher, leaf } = setup(100);
     const other = await mintIdentity({ provider: dev });
-    const a = batcher.join(id.certDer, leaf(0), "a", 0);
-    const b = batcher.join(other.certDer, leaf(1), "a", 0);
-    const c = batcher.join(id.certDer, leaf(2), "a", 0);
+    const all = [batcher.join(id.certDer, leaf(0), "a"), batcher.join(other.certDer, leaf(1), "a"), batcher.join(id.certDer, leaf(2), "a")];
     g.open();
-    const [x, y, z] = await within(Promise.all([a, b, c].map((d) => (d.ok ? d.answer : Promise.reject(new Error("refused"))))), 5000, "answers");
-    assert.notDeepEqual(Buffer.from(x!.claims), Buffer.from(y!.claims));
-    assert.notDeepEqual(Buffer.from(y!.claims), Buffer.from(z!.claims));
+    const [x, y, z] = await answered(all);
+    assert.ok(x?.ok && y?.ok && z?.ok);
+    assert.notDeepEqual(Buffer.from(x.claims), Buffer.from(y.claims));
+    assert.notDeepEqual(Buffer.from(y.claims), Buffer.from(z.claims));
     assert.equal(g.state.calls, 3);
   });
 
@@ -247,8 +265,9 @@ describe("batched fresh evidence: who is charged", () => {
     const batcher = new EvidenceBatcher({ provider: paced(device, 25), shares: new RateShares(100, 100) });
     const a = batcher.join(id.certDer, new Uint8Array(32), "a");
     const b = batcher.join(id.certDer, new Uint8Array(32).fill(1), "a");
-    assert.ok(a.ok && b.ok);
-    await assert.rejects(a.answer, /device busy/);
-    assert.equal((await b.answer).proof.size, 1);
+    await assert.rejects(a, /device busy/);
+    const r = await b;
+    assert.ok(r.ok);
+    assert.equal(r.proof.size, 1);
   });
 });
