@@ -18,11 +18,10 @@ import type { Result } from "../core/result.js";
 import { ATTESTATION_PATH, CLAIM_BATCH_ROOT, CLAIM_BATCH_SIZE, EXPORTER_BYTES, EXPORTER_LABEL, NONCE_PARAM, decodeEvidence, type FreshEvidenceMode } from "../core/protocol.js";
 import { decodeCbor, type CborValue } from "../evidence/ratls/cbor.js";
 import { pemBlocks } from "../evidence/asn1/pem.js";
-import { readQuote } from "../evidence/dcap/quote.js";
 import { claimedPubkeyHash } from "../evidence/ratls/read.js";
 import { evidenceLeaf, HASH_BYTES, verifyInclusion } from "../evidence/merkle.js";
 import { CheckList, type Check, type PlatformFields, type QuoteFields } from "../evidence/verdict.js";
-import { judgeFreshQuote } from "./quote-judgements.js";
+import { judgeFreshQuote, readFreshQuote } from "./quote-judgements.js";
 import type { TrustRoot } from "../evidence/dcap/roots.js";
 import { parseCertificate } from "../evidence/asn1/x509.js";
 import type { FreshnessResult } from "./verdict.js";
@@ -243,7 +242,7 @@ export async function checkFreshEvidence(res: EvidenceResponse, exp: FreshnessEx
   }
   c.pass("freshness.proof", `the leaf of ${bound} is leaf ${proof.index} of ${size} under ${CLAIM_BATCH_ROOT} ${toHex(root)}`);
 
-  const parsed = readQuote(quote);
+  const { key: quoteKey, parsed } = readFreshQuote(quote);
   if (!parsed.ok) {
     c.fail("freshness.quote", `the fresh quote does not parse: ${parsed.reason}`);
     return stop();
@@ -256,7 +255,7 @@ export async function checkFreshEvidence(res: EvidenceResponse, exp: FreshnessEx
   }
   c.pass("freshness.report-data", "fresh quote report data = SHA-256(claims) ‖ 0³²");
 
-  const v = await judgeFreshQuote(quote, parsed, exp.trustRoots, exp.at);
+  const v = await judgeFreshQuote(quoteKey, parsed, exp.trustRoots, exp.at);
   if (!v.ok || !v.quote) {
     c.fail("freshness.quote", `the fresh quote fails ${v.failed?.check}: ${v.failed?.reason}`);
     return stop();

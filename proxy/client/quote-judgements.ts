@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import type { TrustRoot } from "../evidence/dcap/roots.js";
 import { judgeQuote, judging } from "../evidence/dcap/verify.js";
-import type { Quote } from "../evidence/dcap/quote.js";
+import { readQuote, type Quote } from "../evidence/dcap/quote.js";
 import type { Result } from "../core/result.js";
 import type { Verdict } from "../evidence/verdict.js";
 
@@ -17,15 +17,36 @@ import type { Verdict } from "../evidence/verdict.js";
 const KEEP_MS = 10_000;
 const MAX_ENTRIES = 64;
 
+/** Quotes parsed lately, by SHA-256 of their bytes: a batch's connections all read the same one. */
+const parsedLately = new Map<string, { until: number; parsed: Result<Quote> }>();
+
+/** The quote's bytes parsed (or why not), and the key its judgement is kept under. */
+export function readFreshQuote(quote: Uint8Array): { key: string; parsed: Result<Quote> } {
+  const key = createHash("sha256").update(quote).digest("hex");
+  const now = Date.now();
+  const hit = parsedLately.get(key);
+  if (hit && hit.until > now) return { key, parsed: hit.parsed };
+  const parsed = readQuote(quote);
+  parsedLately.set(key, { until: now + KEEP_MS, parsed });
+  evict(parsedLately, now);
+  return { key, parsed };
+}
+
+function evict(m: Map<string, { until: number }>, now: number): void {
+  for (const [k, e] of m) {
+    if (m.size <= MAX_ENTRIES && e.until > now) break;
+    m.delete(k);
+  }
+}
+
 const byRoots = new WeakMap<readonly TrustRoot[], Map<string, { until: number; verdict: Promise<Verdict> }>>();
 
-/** judgeQuote(parsed) under `trustRoots` now, shared with other connections that got the same bytes. */
-export function judgeFreshQuote(quote: Uint8Array, parsed: Result<Quote>, trustRoots: readonly TrustRoot[], at?: Date): Promise<Verdict> {
+/** judgeQuote(parsed) under `trustRoots` now, shared with other connections that got the same bytes (`key`, from readFreshQuote). */
+export function judgeFreshQuote(key: string, parsed: Result<Quote>, trustRoots: readonly TrustRoot[], at?: Date): Promise<Verdict> {
   // A caller's own clock is a question about that time: never answered from another's.
   if (at) return judgeQuote(parsed, judging({ trustRoots, at }));
   let cache = byRoots.get(trustRoots);
   if (!cache) byRoots.set(trustRoots, (cache = new Map()));
-  const key = createHash("sha256").update(quote).digest("hex");
   const now = Date.now();
   const hit = cache.get(key);
   if (hit && hit.until > now) return hit.verdict;
@@ -38,9 +59,6 @@ export function judgeFreshQuote(quote: Uint8Array, parsed: Result<Quote>, trustR
     },
     () => cache.delete(key),
   );
-  for (const [k, e] of cache) {
-    if (cache.size <= MAX_ENTRIES && e.until > now) break;
-    cache.delete(k);
-  }
+  evict(cache, now);
   return verdict;
 }
