@@ -48,8 +48,6 @@ export interface AttestedOptions {
   quoteLatencyMs: number;
   plainRounds: number;
   timeoutMs: number;
-  /** More config lines for serve (YAML), e.g. other shares, to see what a figure depends on. */
-  extraConfig?: string[];
 }
 
 /** `serve` with the dev provider paced, default shares, and a metrics listener this phase reads. */
@@ -71,7 +69,6 @@ async function startPacedServe(children: Children, o: AttestedOptions): Promise<
       `metrics: { listen: "${LOOPBACK}:${metricsPort}" }`,
       "log: { level: warn }",
       "shutdown: { drain: 1s }",
-      ...(o.extraConfig ?? []),
       "",
     ].join("\n"),
   );
