@@ -16,7 +16,7 @@ import tls from "node:tls";
 import { attestedFetch } from "../../proxy/client/connector.js";
 import { loadPolicy } from "../../proxy/evidence/policy.js";
 import { loadConfig } from "../../proxy/server/config.js";
-import { freePort, LOOPBACK, waitForMatch, type Children } from "./proc.js";
+import { cpuDuring, freePort, LOOPBACK, waitForMatch, type Children } from "./proc.js";
 import { percentile } from "./stats.js";
 
 export interface AttestedResult {
@@ -38,6 +38,8 @@ export interface AttestedResult {
   /** Plain TLS: each round's handshakes per second (same burst, same serve), and their median. */
   plainRounds: number[];
   plainHandshakesPerSec: number;
+  /** CPU ms per connection of serve and of this (client) process, attested and plain (null: unreadable). */
+  cpuMsPerConnection: { serveAttested: number | null; servePlain: number | null; clientAttested: number; clientPlain: number };
 }
 
 export interface AttestedOptions {
@@ -51,7 +53,7 @@ export interface AttestedOptions {
 }
 
 /** `serve` with the dev provider paced, default shares, and a metrics listener this phase reads. */
-async function startPacedServe(children: Children, o: AttestedOptions): Promise<{ base: string; metrics: string; devDir: string; stop: () => Promise<void> }> {
+async function startPacedServe(children: Children, o: AttestedOptions): Promise<{ base: string; metrics: string; devDir: string; pid: number; stop: () => Promise<void> }> {
   mkdirSync(o.dir, { recursive: true });
   const devDir = join(o.dir, "dev");
   const metricsPort = await freePort();
@@ -77,7 +79,7 @@ async function startPacedServe(children: Children, o: AttestedOptions): Promise<
   const proc = children.spawn("serve (paced quotes)", process.execPath, [o.cli, "serve", "--config", file], { env });
   try {
     const m = await waitForMatch(proc.child.stderr!, /serving https:\/\/127\.0\.0\.1:(\d+)/, 60_000, "serve (paced quotes)");
-    return { base: `https://${LOOPBACK}:${m[1]}`, metrics: `http://${LOOPBACK}:${metricsPort}/metrics`, devDir, stop: () => children.stop(proc) };
+    return { base: `https://${LOOPBACK}:${m[1]}`, metrics: `http://${LOOPBACK}:${metricsPort}/metrics`, devDir, pid: proc.pid, stop: () => children.stop(proc) };
   } catch (e) {
     await children.stop(proc);
     throw e;
@@ -144,7 +146,16 @@ export async function measureAttested(children: Children, o: AttestedOptions): P
     // One connection to warm both ends (code paths, serve's first quote) before either burst.
     await plainBurst(serve.base, 1, o.timeoutMs);
     const plainRounds: number[] = [];
-    for (let i = 0; i < o.plainRounds; i++) plainRounds.push(await plainBurst(serve.base, o.clients, o.timeoutMs));
+    const clientCpu = (): number => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    };
+    let c0 = clientCpu();
+    const plainServe = await cpuDuring(serve.pid, async () => {
+      for (let i = 0; i < o.plainRounds; i++) plainRounds.push(await plainBurst(serve.base, o.clients, o.timeoutMs));
+    });
+    const plainConns = o.clients * o.plainRounds;
+    const clientPlain = (clientCpu() - c0) / plainConns;
 
     const quotes0 = await counter(serve.metrics, "attestable_mcp_quotes_total", 'purpose="nonce"');
     const refused0 = await counter(serve.metrics, "attestable_mcp_share_refusals_total", 'resource="evidence"');
@@ -163,8 +174,9 @@ export async function measureAttested(children: Children, o: AttestedOptions): P
         } else if (failures.length < 5) failures.push(`${v.failed?.check}: ${v.failed?.reason}`);
       },
     });
+    c0 = clientCpu();
     const t0 = performance.now();
-    try {
+    const attestedServe = await cpuDuring(serve.pid, async () => {
       await Promise.all(
         Array.from({ length: o.clients }, async () => {
           try {
@@ -175,9 +187,8 @@ export async function measureAttested(children: Children, o: AttestedOptions): P
           }
         }),
       );
-    } finally {
-      await fetchAttested.close();
-    }
+    }).finally(() => fetchAttested.close());
+    const clientAttested = (clientCpu() - c0) / o.clients;
     const quotes1 = await counter(serve.metrics, "attestable_mcp_quotes_total", 'purpose="nonce"');
     const refused1 = await counter(serve.metrics, "attestable_mcp_share_refusals_total", 'resource="evidence"');
     const allVerifiedMs = verified === o.clients ? lastOk - t0 : null;
@@ -194,6 +205,12 @@ export async function measureAttested(children: Children, o: AttestedOptions): P
       refusals: refused0 === null || refused1 === null ? null : refused1 - refused0,
       plainRounds,
       plainHandshakesPerSec: percentile(plainRounds, 50),
+      cpuMsPerConnection: {
+        serveAttested: attestedServe.cpuS === null ? null : (attestedServe.cpuS * 1000) / o.clients,
+        servePlain: plainServe.cpuS === null ? null : (plainServe.cpuS * 1000) / plainConns,
+        clientAttested,
+        clientPlain,
+      },
     };
   } finally {
     await serve.stop();

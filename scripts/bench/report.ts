@@ -192,6 +192,9 @@ export function buildRows(r: Results): Row[] {
       result: per === null ? "MISS" : verdict(per >= 0.8 * a.plainHandshakesPerSec),
     });
     add("fresh-evidence quotes made for that burst", { serve: a.quotes }, 0, { ratios: false });
+    const c = a.cpuMsPerConnection;
+    add("serve CPU ms per attested connection (plain TLS: per handshake)", { serve: c.serveAttested }, 3, { ratios: false, target: c.servePlain === null ? "" : `plain ${c.servePlain.toFixed(3)}` });
+    add("client CPU ms per attested connection (plain TLS: per handshake)", { serve: c.clientAttested }, 3, { ratios: false, target: `plain ${c.clientPlain.toFixed(3)}` });
   }
 
   const m = r.memory;
