@@ -9,6 +9,7 @@ import { join, resolve as absolute } from "node:path";
 import { pino, type Logger } from "pino";
 import { DevProvider } from "../attest/dev/provider.js";
 import { GramineProvider } from "../attest/gramine.js";
+import { PacedProvider, paced } from "../attest/paced.js";
 import { TdxProvider } from "../attest/tdx.js";
 import type { AttestationProvider } from "../attest/provider.js";
 import { loadConfig, type Config, type ConfigInputs } from "../server/config.js";
@@ -18,7 +19,7 @@ import { startServer } from "../server/listener.js";
 export async function openProvider(config: Config, log: Logger): Promise<AttestationProvider> {
   if (config.attestation.provider === "gramine") return GramineProvider.open(config.attestation.gramineDir);
   if (config.attestation.provider === "tdx") return TdxProvider.open(config.attestation.tdxDir);
-  return DevProvider.open({ dir: config.attestation.devDir, tee: config.attestation.devTee, warn: (m) => log.warn(m) });
+  return paced(await DevProvider.open({ dir: config.attestation.devDir, tee: config.attestation.devTee, warn: (m) => log.warn(m) }), config.attestation.devQuoteLatencyMs);
 }
 
 /** What a dev start tells its first client: the served measurement and a policy that admits it. */
@@ -50,7 +51,8 @@ function devPolicyYaml(rootPem: string, dev: Pick<DevFirstRun, "field" | "measur
  * quotes into the dev directory (beside root.pem), so that the banner's `verify` command works as
  * printed. Rewritten at every start: any change to the compiled code changes the dev measurement.
  */
-async function devFirstRun(config: Config, provider: AttestationProvider, log: Logger): Promise<DevFirstRun | null> {
+async function devFirstRun(config: Config, opened: AttestationProvider, log: Logger): Promise<DevFirstRun | null> {
+  const provider = opened instanceof PacedProvider ? opened.inner : opened;
   if (!(provider instanceof DevProvider)) return null;
   const measured: Pick<DevFirstRun, "field" | "measurement"> = provider.td
     ? { field: "mrtd", measurement: Buffer.from(provider.td.mrtd).toString("hex") }

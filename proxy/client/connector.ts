@@ -12,7 +12,7 @@
  */
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
-import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import { createSecureContext, connect as tlsConnect, type SecureContext, type TLSSocket } from "node:tls";
 import { Agent, fetch as undiciFetch, type buildConnector } from "undici";
 import { fromHex } from "../core/bytes.js";
 import { collateralSource } from "../collateral/source.js";
@@ -50,11 +50,13 @@ interface Target {
   servername: string | null;
 }
 
-/** Everything one policy's connections share: the collateral source and the verdict cache. */
+/** Everything one policy's connections share: the collateral source, the verdict cache and the TLS context. */
 interface Shared {
   opts: ConnectorOptions;
   collateral: CollateralSource;
   cache: VerdictCache | null;
+  /** One for all connections: making one per connection costs about as much as a handshake's own work on the client. */
+  tls: SecureContext;
 }
 
 function shared(opts: ConnectorOptions, cache: boolean): Shared {
@@ -62,6 +64,7 @@ function shared(opts: ConnectorOptions, cache: boolean): Shared {
     opts,
     collateral: opts.collateral ?? collateralSource(opts.policy),
     cache: cache ? new VerdictCache(opts.policy.tcb.maxCollateralAgeMs) : null,
+    tls: createSecureContext(opts.clientIdentity ? { key: opts.clientIdentity.keyPem, cert: opts.clientIdentity.certPem } : {}),
   };
 }
 
@@ -72,7 +75,7 @@ function refusePlaintext(protocol: string): void {
 }
 
 /** The socket at once (so a timeout can destroy it mid-handshake) and its handshake's end. */
-function openTls(t: Target, opts: ConnectorOptions): { socket: TLSSocket; ready: Promise<TLSSocket> } {
+function openTls(t: Target, s: Shared): { socket: TLSSocket; ready: Promise<TLSSocket> } {
   const socket = tlsConnect({
     host: t.hostname,
     port: t.port,
@@ -80,7 +83,8 @@ function openTls(t: Target, opts: ConnectorOptions): { socket: TLSSocket; ready:
     ALPNProtocols: ["http/1.1"],
     // Self-signed by design: the quote, checked next, is what makes the key trusted.
     rejectUnauthorized: false,
-    ...(opts.clientIdentity ? { key: opts.clientIdentity.keyPem, cert: opts.clientIdentity.certPem } : {}),
+    // Holds the client identity (mutual attestation), if any.
+    secureContext: s.tls,
   });
   const ready = new Promise<TLSSocket>((resolve, reject) => {
     const onError = (e: Error): void => reject(e);
@@ -138,7 +142,7 @@ async function judge(socket: TLSSocket, t: Target, s: Shared, deadline: number):
 async function attestedSocket(t: Target, s: Shared): Promise<{ socket: TLSSocket; verdict: ConnectionVerdict }> {
   const bound = s.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   let timer: NodeJS.Timeout | undefined;
-  const { socket, ready } = openTls(t, s.opts);
+  const { socket, ready } = openTls(t, s);
   // Until undici attaches its own, an error while the appraisal runs (a reset, say) must not go
   // unheard: an 'error' event without a listener would take the process down.
   let lost: Error | null = null;

@@ -3,7 +3,9 @@
  * proves nothing about time, and in-handshake evidence can be relayed. So, before the socket is
  * handed to the HTTP client, the connector asks `/.well-known/attestation` on that same socket
  * for evidence bound to a nonce of its own (mode nonce) and to this connection's TLS exporter
- * (mode exporter), and checks it here.
+ * (mode exporter), and checks it here: the server batches requests under one quote, so the client
+ * recomputes its own leaf from its nonce and its own end's exporter and checks that the proof it
+ * was given leads from that leaf to the batch root the quote's claims carry.
  *
  * The exchange is a minimal HTTP/1.1 request written by hand, because the socket must come back
  * exactly as clean as it went: the response must carry Content-Length (no chunks, no close) and
@@ -12,13 +14,14 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import { equalBytes, isAllZero, toHex } from "../core/bytes.js";
-import { ATTESTATION_PATH, CLAIM_NONCE, CLAIM_TLS_EXPORTER, EXPORTER_BYTES, EXPORTER_LABEL, NONCE_PARAM, decodeEvidence, type FreshEvidenceMode } from "../core/protocol.js";
+import type { Result } from "../core/result.js";
+import { ATTESTATION_PATH, CLAIM_BATCH_ROOT, CLAIM_BATCH_SIZE, EXPORTER_BYTES, EXPORTER_LABEL, NONCE_PARAM, decodeEvidence, type FreshEvidenceMode } from "../core/protocol.js";
 import { decodeCbor, type CborValue } from "../evidence/ratls/cbor.js";
 import { pemBlocks } from "../evidence/asn1/pem.js";
-import { readQuote } from "../evidence/dcap/quote.js";
 import { claimedPubkeyHash } from "../evidence/ratls/read.js";
+import { evidenceLeaf, HASH_BYTES, verifyInclusion } from "../evidence/merkle.js";
 import { CheckList, type Check, type PlatformFields, type QuoteFields } from "../evidence/verdict.js";
-import { judgeQuote, judging } from "../evidence/dcap/verify.js";
+import { judgeFreshQuote, readFreshQuote } from "./quote-judgements.js";
 import type { TrustRoot } from "../evidence/dcap/roots.js";
 import { parseCertificate } from "../evidence/asn1/x509.js";
 import type { FreshnessResult } from "./verdict.js";
@@ -216,26 +219,40 @@ export async function checkFreshEvidence(res: EvidenceResponse, exp: FreshnessEx
   const spkiHash = exp.spkiSha256 ?? sha256(parseCertificate(exp.peerCertDer).spki);
   const claimed = claimedPubkeyHash(claims);
   const claimedHash = claimed.ok ? claimed.value : null;
-  const nonce = claims.get(CLAIM_NONCE);
-  const exporter = claims.get(CLAIM_TLS_EXPORTER);
+  const root = claims.get(CLAIM_BATCH_ROOT);
   if (!claimedHash || !equalBytes(claimedHash, spkiHash)) {
     c.fail("freshness.claims", `pubkey-hash ${claimedHash ? toHex(claimedHash) : "(missing or malformed)"} is not SHA-256 of this connection's certificate key ${toHex(spkiHash)}`);
     return stop();
   }
-  if (!(nonce instanceof Uint8Array) || !equalBytes(nonce, exp.nonce)) {
-    c.fail("freshness.claims", `nonce ${nonce instanceof Uint8Array ? toHex(nonce) : "(missing)"} is not the one this client sent (${toHex(exp.nonce)}): replayed evidence`);
+  if (!(root instanceof Uint8Array) || root.length !== HASH_BYTES) {
+    c.fail("freshness.claims", `${CLAIM_BATCH_ROOT} is ${root instanceof Uint8Array ? `${root.length} bytes, not ${HASH_BYTES}` : "missing"}: the claims bind no batch of fresh requests`);
     return stop();
   }
-  if (exp.mode === "exporter" && (!(exporter instanceof Uint8Array) || !equalBytes(exporter, exp.exporter!))) {
-    c.fail(
-      "freshness.claims",
-      `tls-exporter ${exporter instanceof Uint8Array ? toHex(exporter) : "(missing)"} is not this connection's (${toHex(exp.exporter!)}): the evidence was made for another TLS connection (relayed)`,
-    );
+  const size = claims.get(CLAIM_BATCH_SIZE);
+  if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 1) {
+    c.fail("freshness.claims", `${CLAIM_BATCH_SIZE} is ${typeof size === "number" ? size : "missing"}: the claims must say how many requests the batch holds`);
     return stop();
   }
-  c.pass("freshness.claims", `pubkey-hash of this certificate's key, this client's nonce${exp.mode === "exporter" ? ", and this connection's TLS exporter" : ""}`);
+  c.pass("freshness.claims", `pubkey-hash of this certificate's key, a ${CLAIM_BATCH_ROOT} and a ${CLAIM_BATCH_SIZE} (${size})`);
 
-  const parsed = readQuote(quote);
+  // The leaf is recomputed from what only this client (and, for the exporter, this connection's
+  // other end) knows: evidence made for any other request cannot reach the root with it.
+  const exporterValue = exp.mode === "exporter" ? exp.exporter : null;
+  if (exp.mode === "exporter" && !exporterValue) {
+    c.fail("freshness.proof", "mode exporter, but this connection's exporter is unknown: nothing to bind the evidence to");
+    return stop();
+  }
+  const leaf = evidenceLeaf(exp.nonce, exporterValue);
+  const proof = doc.value.proof;
+  const included: Result<true> = proof.size === size ? verifyInclusion(leaf, proof, root) : { ok: false, reason: `the proof is for a batch of ${proof.size}, the claims say ${size}` };
+  const bound = `this client's nonce${exporterValue ? " and this connection's TLS exporter" : ""}`;
+  if (!included.ok) {
+    c.fail("freshness.proof", `the leaf of ${bound} is not in the quoted batch (replayed or relayed evidence, or a forged proof): ${included.reason}`);
+    return stop();
+  }
+  c.pass("freshness.proof", `the leaf of ${bound} is leaf ${proof.index} of ${size} under ${CLAIM_BATCH_ROOT} ${toHex(root)}`);
+
+  const { key: quoteKey, parsed } = readFreshQuote(quote);
   if (!parsed.ok) {
     c.fail("freshness.quote", `the fresh quote does not parse: ${parsed.reason}`);
     return stop();
@@ -248,7 +265,7 @@ export async function checkFreshEvidence(res: EvidenceResponse, exp: FreshnessEx
   }
   c.pass("freshness.report-data", "fresh quote report data = SHA-256(claims) ‖ 0³²");
 
-  const v = await judgeQuote(parsed, judging({ trustRoots: exp.trustRoots, ...(exp.at ? { at: exp.at } : {}) }));
+  const v = await judgeFreshQuote(quoteKey, parsed, exp.trustRoots, exp.at);
   if (!v.ok || !v.quote) {
     c.fail("freshness.quote", `the fresh quote fails ${v.failed?.check}: ${v.failed?.reason}`);
     return stop();

@@ -6,7 +6,11 @@
  */
 import type { Result } from "./result.js";
 
-/** Fresh evidence: GET ?nonce=HEX (claims pubkey-hash, nonce) or POST {"nonce": HEX} (adds tls-exporter). */
+/**
+ * Fresh evidence: GET ?nonce=HEX (leaf over the nonce) or POST {"nonce": HEX} (leaf over the nonce
+ * and this connection's tls-exporter). Requests are batched: one quote's claims carry the Merkle
+ * root of every leaf of its batch, and each answer carries its own inclusion proof (docs/protocol.md).
+ */
 export const ATTESTATION_PATH = "/.well-known/attestation";
 /** The query parameter (GET) and JSON member (POST) that carry the client's nonce, hex. */
 export const NONCE_PARAM = "nonce";
@@ -18,6 +22,15 @@ export const EXPORTER_BYTES = 32;
 export const CLAIM_PUBKEY_HASH = "pubkey-hash";
 export const CLAIM_NONCE = "nonce";
 export const CLAIM_TLS_EXPORTER = "tls-exporter";
+/** The claim that carries the batch's Merkle root (32 bytes, RFC 6962 hashing). */
+export const CLAIM_BATCH_ROOT = "batch-root";
+/** The claim that carries how many leaves that tree has (unsigned integer): a proof must say the same. */
+export const CLAIM_BATCH_SIZE = "batch-size";
+/**
+ * The most leaves one quote covers. The client refuses a proof for a larger tree, so a path is
+ * at most log2(BATCH_MAX) = 10 hashes; the server starts a further quote for the rest.
+ */
+export const BATCH_MAX = 1024;
 
 /**
  * How a client establishes that evidence is fresh: bound to this connection's TLS exporter, to a
@@ -28,12 +41,24 @@ export type FreshnessMode = (typeof FRESHNESS_MODES)[number];
 /** The modes that ask the server for fresh evidence. */
 export type FreshEvidenceMode = Exclude<FreshnessMode, "certificate">;
 
-/** The evidence response body: `quote` and `claims` base64, `certificate` PEM, `dev` informative only. */
+/** Where one request's leaf sits in its batch's tree, and the sibling hashes from it up to the root. */
+export interface InclusionProof {
+  index: number;
+  size: number;
+  /** Sibling hashes, the leaf's first (RFC 6962 audit path order). */
+  path: Uint8Array[];
+}
+
+/**
+ * The evidence response body: `quote` and `claims` base64, `certificate` PEM, `proof` with hex
+ * hashes, `dev` informative only.
+ */
 export interface EvidenceDocument {
   quote: Uint8Array;
   claims: Uint8Array;
   /** The certificate the connection was served, PEM. */
   certificate: string;
+  proof: InclusionProof;
   dev: boolean;
 }
 
@@ -42,8 +67,22 @@ export function encodeEvidence(e: EvidenceDocument): string {
     quote: Buffer.from(e.quote).toString("base64"),
     claims: Buffer.from(e.claims).toString("base64"),
     certificate: e.certificate,
+    proof: { index: e.proof.index, size: e.proof.size, path: e.proof.path.map((h) => Buffer.from(h).toString("hex")) },
     dev: e.dev,
   });
+}
+
+/** The proof read strictly: integer index and size, and a path of 32-byte hex hashes (at most 64 of them). */
+function proofOf(v: unknown): InclusionProof | null {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return null;
+  const { index, size, path } = v as Record<string, unknown>;
+  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || !Array.isArray(path) || path.length > 64) return null;
+  const hashes: Uint8Array[] = [];
+  for (const h of path) {
+    if (typeof h !== "string" || !/^[0-9a-f]{64}$/.test(h)) return null;
+    hashes.push(new Uint8Array(Buffer.from(h, "hex")));
+  }
+  return { index: index as number, size: size as number, path: hashes };
 }
 
 function base64(v: unknown): Uint8Array | null {
@@ -51,7 +90,7 @@ function base64(v: unknown): Uint8Array | null {
   return new Uint8Array(Buffer.from(v, "base64"));
 }
 
-/** The body read strictly: a JSON object with base64 quote and claims and a certificate string. */
+/** The body read strictly: a JSON object with base64 quote and claims, a certificate string and a proof. */
 export function decodeEvidence(text: string): Result<EvidenceDocument> {
   let doc: Record<string, unknown>;
   try {
@@ -64,7 +103,9 @@ export function decodeEvidence(text: string): Result<EvidenceDocument> {
   const quote = base64(doc.quote);
   const claims = base64(doc.claims);
   if (!quote || !claims || typeof doc.certificate !== "string") return { ok: false, reason: "the body needs quote (base64), claims (base64) and certificate (PEM)" };
-  return { ok: true, value: { quote, claims, certificate: doc.certificate, dev: doc.dev === true } };
+  const proof = proofOf(doc.proof);
+  if (!proof) return { ok: false, reason: "the body needs proof {index, size, path: [64 hex digits, …]} (evidence from a proxy without batching?)" };
+  return { ok: true, value: { quote, claims, certificate: doc.certificate, proof, dev: doc.dev === true } };
 }
 
 /**

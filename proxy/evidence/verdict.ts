@@ -33,6 +33,7 @@ export type CheckName =
   | "freshness.response"
   | "freshness.certificate"
   | "freshness.claims"
+  | "freshness.proof"
   | "freshness.report-data"
   | "freshness.quote"
   | `policy.${string}`;

@@ -52,6 +52,12 @@ export class TokenBucket {
     const missing = 1 - this.tokens;
     return missing <= 1e-9 ? 0 : Math.max(1, Math.ceil((missing * 60) / this.perMinute - 1e-9));
   }
+  /** Milliseconds until one token is there (0: now), unrounded: when a waiting request can go. */
+  waitMs(now: number = Date.now()): number {
+    this.refill(now);
+    const missing = 1 - this.tokens;
+    return missing <= 1e-9 ? 0 : (missing * 60_000) / this.perMinute;
+  }
   take(now: number = Date.now()): void {
     this.refill(now);
     this.tokens -= 1;
@@ -64,7 +70,8 @@ export const MAX_TRACKED_CLIENTS = 4096;
 export type ShareDecision = { ok: true } | { ok: false; status: 429 | 503; retryAfter: number; scope: "client" | "global" };
 
 /**
- * A rate with a per-client share and a global cap: fresh evidence. `take` spends one token of
+ * A rate with a per-client share and a global cap: fresh evidence, counted in quotes (see
+ * server/evidence-batch.ts for who is charged for a batched quote). `take` spends one token of
  * both or none; a client refused by the cap keeps its own share for later.
  */
 export class RateShares {
@@ -80,12 +87,7 @@ export class RateShares {
   }
 
   take(client: string, now: number = Date.now()): ShareDecision {
-    let bucket = this.clients.get(client);
-    if (bucket) this.clients.delete(client);
-    else bucket = new TokenBucket(this.clientPerMinute, this.clientPerMinute, now);
-    // Re-inserted: the Map's order is the order clients were last seen.
-    this.clients.set(client, bucket);
-    this.bound();
+    const bucket = this.bucketOf(client, now);
     const mine = bucket.wait(now);
     const all = this.global.wait(now);
     if (mine > 0) return { ok: false, status: 429, retryAfter: Math.max(mine, all), scope: "client" };
@@ -93,6 +95,36 @@ export class RateShares {
     bucket.take(now);
     this.global.take(now);
     return { ok: true };
+  }
+
+  /**
+   * For uses that wait for their tokens instead of being refused at once (batched fresh evidence,
+   * server/evidence-batch.ts): how long `client`'s share and the cap each need, in ms, and, for a
+   * refusal, in Retry-After seconds.
+   */
+  waits(client: string, now: number = Date.now()): { clientMs: number; globalMs: number; clientS: number; globalS: number } {
+    const bucket = this.bucketOf(client, now);
+    return { clientMs: bucket.waitMs(now), globalMs: this.global.waitMs(now), clientS: bucket.wait(now), globalS: this.global.wait(now) };
+  }
+
+  /** Spends one token of the cap (a quote made). */
+  spendGlobal(now: number = Date.now()): void {
+    this.global.take(now);
+  }
+
+  /** Spends one token of `client`'s share (the client took part in a quote). */
+  spendClient(client: string, now: number = Date.now()): void {
+    this.bucketOf(client, now).take(now);
+  }
+
+  private bucketOf(client: string, now: number): TokenBucket {
+    let bucket = this.clients.get(client);
+    if (bucket) this.clients.delete(client);
+    else bucket = new TokenBucket(this.clientPerMinute, this.clientPerMinute, now);
+    // Re-inserted: the Map's order is the order clients were last seen.
+    this.clients.set(client, bucket);
+    this.bound();
+    return bucket;
   }
 
   /** Clients remembered now (for tests and the bound). */

@@ -1,25 +1,29 @@
 /**
  * /.well-known/attestation: fresh evidence on demand, served by the proxy, never forwarded.
  *
- * GET  ?nonce=HEX (1–64 bytes): claims {pubkey-hash, nonce}; the quote's report data is
- *      SHA-256(claims) ‖ 0³². The pubkey-hash is of the certificate this very connection was
- *      served (after a rotation, older connections keep theirs), and that certificate is returned.
- * POST {"nonce": HEX}: claims add "tls-exporter" = exportKeyingMaterial(32,
- *      "EXPORTER-attestable-mcp", nonce) of this connection, which only its two ends know: the
- *      evidence cannot be relayed to, or replayed on, another connection.
- * Quotes are budgeted per client before the process's cap (server/shares.ts): a client past its
- * share gets 429, everyone past the cap 503, both with an honest Retry-After, so one client cannot
- * spend another's evidence. An identical request on the same connection is answered from a
- * per-connection cache and spends nothing.
+ * GET  ?nonce=HEX (1–64 bytes): the request's leaf is over CBOR {nonce}.
+ * POST {"nonce": HEX}: the leaf is over CBOR {nonce, tls-exporter}, the exporter being
+ *      exportKeyingMaterial(32, "EXPORTER-attestable-mcp", nonce) of this connection, which only
+ *      its two ends know: the evidence cannot be relayed to, or replayed on, another connection.
+ * Requests are batched (server/evidence-batch.ts): one quote's claims are {pubkey-hash,
+ * batch-root}, its report data SHA-256(claims) ‖ 0³², and each answer adds the request's own
+ * inclusion proof, so a client learns sibling hashes only, never another connection's nonce or
+ * exporter. The pubkey-hash is of the certificate this very connection was served (after a
+ * rotation, older connections keep theirs), and that certificate is returned.
+ * Quotes are budgeted per client before the process's cap (server/shares.ts), counted per quote
+ * a client's requests take part in; a request whose client's next token is near waits for it, one
+ * whose client is past its share gets 429, everyone past the cap 503, both with an honest
+ * Retry-After, so one client cannot spend another's evidence. An identical request
+ * on the same connection is answered from a per-connection cache and spends nothing.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import type { AttestationProvider } from "../attest/provider.js";
-import { buildClaims, spkiOfCertificate, taggedReportData } from "../attest/build/ratls.js";
 import { derToPem } from "../attest/build/x509.js";
-import { quoteOver } from "../attest/identity.js";
-import { ATTESTATION_PATH, CLAIM_NONCE, CLAIM_TLS_EXPORTER, EXPORTER_BYTES, EXPORTER_LABEL, NONCE_PARAM, encodeEvidence } from "../core/protocol.js";
+import { ATTESTATION_PATH, EXPORTER_BYTES, EXPORTER_LABEL, NONCE_PARAM, encodeEvidence } from "../core/protocol.js";
+import { evidenceLeaf } from "../evidence/merkle.js";
+import { EvidenceBatcher } from "./evidence-batch.js";
 import { RateShares, clientOfAddress } from "./shares.js";
 
 export { ATTESTATION_PATH, EXPORTER_LABEL };
@@ -36,8 +40,10 @@ export interface AttestationEndpointOptions {
   /** Called for each request refused by a share ("client") or the cap ("global"). */
   onRefused?: (scope: "client" | "global") => void;
   log: Logger;
-  /** Called around each fresh quote (metrics). */
-  onQuote?: (seconds: number) => void;
+  /** Called after each fresh quote (metrics): its duration and how many requests it covered. */
+  onQuote?: (seconds: number, leaves: number) => void;
+  /** Requests one quote covers at most (default and most: BATCH_MAX). */
+  maxBatch?: number;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -53,6 +59,12 @@ function nonceFrom(hex: unknown): Uint8Array | string {
 
 export function createAttestationEndpoint(opts: AttestationEndpointOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const shares = new RateShares(opts.quotesPerMinute, opts.quotesPerClientPerMinute ?? opts.quotesPerMinute);
+  const batcher = new EvidenceBatcher({
+    provider: opts.provider,
+    shares,
+    ...(opts.maxBatch ? { maxBatch: opts.maxBatch } : {}),
+    ...(opts.onQuote ? { onQuote: opts.onQuote } : {}),
+  });
   const clientOf = opts.clientOf ?? ((req: IncomingMessage) => clientOfAddress(req.socket.remoteAddress));
   const cache = new WeakMap<object, Map<string, string>>();
 
@@ -71,24 +83,21 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
       res.end(seen);
       return;
     }
-    const granted = shares.take(clientOf(req));
+    const certDer = new Uint8Array(raw);
+    const exported = exporter ? new Uint8Array(socket.exportKeyingMaterial(EXPORTER_BYTES, EXPORTER_LABEL, Buffer.from(nonce))) : null;
+    const granted = await batcher.join(certDer, evidenceLeaf(nonce, exported), clientOf(req));
     if (!granted.ok) {
       opts.onRefused?.(granted.scope);
-      const error =
-        granted.scope === "client"
+      const error = granted.full
+        ? `too many requests already wait for fresh quotes: retry after ${granted.retryAfter} s`
+        : granted.scope === "client"
           ? `fresh quotes are rate-limited to ${opts.quotesPerClientPerMinute ?? opts.quotesPerMinute} per minute per client, and this client's share is spent: retry after ${granted.retryAfter} s`
           : `fresh quotes are rate-limited to ${opts.quotesPerMinute} per minute for all clients, and none is left: retry after ${granted.retryAfter} s`;
       send(res, granted.status, { error }, { "Retry-After": String(granted.retryAfter) });
       return;
     }
-    const certDer = new Uint8Array(raw);
-    const extra: Record<string, Uint8Array> = { [CLAIM_NONCE]: nonce };
-    if (exporter) extra[CLAIM_TLS_EXPORTER] = new Uint8Array(socket.exportKeyingMaterial(EXPORTER_BYTES, EXPORTER_LABEL, Buffer.from(nonce)));
-    const claims = buildClaims(spkiOfCertificate(certDer), extra);
-    const t0 = performance.now();
-    const quote = await quoteOver(opts.provider, taggedReportData(claims));
-    opts.onQuote?.((performance.now() - t0) / 1000);
-    const body = encodeEvidence({ quote, claims, certificate: derToPem(certDer), dev: opts.provider.dev });
+    const { quote, claims, proof } = granted;
+    const body = encodeEvidence({ quote, claims, certificate: derToPem(certDer), proof, dev: opts.provider.dev });
     let perSocket = cache.get(socket);
     if (!perSocket) cache.set(socket, (perSocket = new Map()));
     if (perSocket.size >= 16) perSocket.clear();

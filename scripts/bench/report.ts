@@ -6,6 +6,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { AttestedResult } from "./attested.js";
 import type { HandshakeResult } from "./handshakes.js";
 import type { RpcLatency } from "./latency.js";
 import type { MemoryFigures } from "./memory.js";
@@ -44,6 +45,8 @@ export interface Results {
   /** RSS of each process right after the load phases (MB). */
   rssAfterLoadMb: Partial<Record<Target, number>>;
   verify: VerifyResult | null;
+  /** The "attested connections" phase: a burst of connector clients against paced quotes. */
+  attested: AttestedResult | null;
   /** Cipher suites negotiated with each TLS target, as a check that like is compared with like. */
   tls: Partial<Record<"nginx" | "serve", string>>;
   notes: string[];
@@ -176,6 +179,24 @@ export function buildRows(r: Results): Row[] {
     add("SSE added per-event delay p99, ms", e99, 3, { ratios: false, target: "≤ 1 ms", result: verdict(finite(e99.serve) ? e99.serve <= 1 : null) });
   }
 
+  const a = r.attested;
+  if (a) {
+    const burst = `${a.clients} at once, ${a.quoteLatencyMs} ms quotes`;
+    if (a.allVerifiedMs === null) add(`attested connections verified, of ${a.clients} (${burst})`, { serve: a.verified }, 0, { ratios: false, target: "all, ≤ 3000 ms", result: "MISS" });
+    else add(`attested connections: all verified, ms (${burst})`, { serve: a.allVerifiedMs }, 0, { ratios: false, target: "≤ 3000 ms", result: verdict(a.allVerifiedMs <= 3000) });
+    add(`plain TLS full handshakes/s (same burst, no resumption)`, { serve: a.plainHandshakesPerSec }, 0, { ratios: false });
+    const per = a.attestedPerSec;
+    add(`attested connections/s (${burst})`, { serve: per ?? Number.NaN }, 0, {
+      ratios: false,
+      target: "≥ 0.8× plain handshakes/s",
+      result: per === null ? "MISS" : verdict(per >= 0.8 * a.plainHandshakesPerSec),
+    });
+    add("fresh-evidence quotes made for that burst", { serve: a.quotes }, 0, { ratios: false });
+    const c = a.cpuMsPerConnection;
+    add("serve CPU ms per attested connection (plain TLS: per handshake)", { serve: c.serveAttested }, 3, { ratios: false, target: c.servePlain === null ? "" : `plain ${c.servePlain.toFixed(3)}` });
+    add("client CPU ms per attested connection (plain TLS: per handshake)", { serve: c.clientAttested }, 3, { ratios: false, target: `plain ${c.clientPlain.toFixed(3)}` });
+  }
+
   const m = r.memory;
   add("idle RSS, MB (fresh process)", { nginx: m.nginx?.idleRssMb, serve: m.serve?.idleRssMb }, 1, {
     ratios: false,
@@ -220,6 +241,12 @@ export function renderTable(rows: Row[], r: Results, m: Machine, date: Date): st
     );
   } else {
     out.push("Quote verification: not run.");
+  }
+  if (r.attested) {
+    const a = r.attested;
+    out.push(
+      `Attested connections: ${a.verified} of ${a.clients} clients (attestedFetch, exporter freshness, one address, default shares) verified${a.allVerifiedMs === null ? "" : ` in ${a.allVerifiedMs.toFixed(0)} ms`}, ${a.attestedPerSec === null ? "—" : a.attestedPerSec.toFixed(0)} per second (${a.attestedPerSec === null ? "—" : (a.attestedPerSec / a.plainHandshakesPerSec).toFixed(2)}× plain TLS, ${a.plainRounds.map((x) => x.toFixed(0)).join(" / ")} handshakes/s); ${a.quotes ?? "?"} quotes, ${a.refusals ?? "?"} share refusals.`,
+    );
   }
   if (r.tls.nginx || r.tls.serve) out.push(`TLS: nginx ${r.tls.nginx ?? "—"}, serve ${r.tls.serve ?? "—"}.`);
   const hs = (["P-384", "P-256"] as const).flatMap((k) => (["nginx", "serve"] as const).map((t) => r.handshakes[k][t])).filter((h): h is HandshakeResult => h !== undefined);

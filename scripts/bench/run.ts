@@ -6,6 +6,8 @@
  * processes, measures keep-alive throughput, latency at one connection, full handshakes, SSE and
  * memory, times quote verification, prints one table and writes it with the raw figures to
  * bench/results/<ISO timestamp>.json. `--quick` shortens every phase (a smoke run, under a minute).
+ * `--only attested` runs the "attested connections" phase alone (scripts/bench/attested.ts: no
+ * nginx or wrk needed).
  *
  * Every phase is bounded in count and time, a watchdog bounds the whole run, and every process
  * started here is stopped at the end: in `finally`, on SIGINT / SIGTERM / SIGHUP, and (SIGKILL,
@@ -22,14 +24,19 @@ import { measureMemory } from "./memory.js";
 import { Children, cpuDuring, LOOPBACK, rssMb, runSync, which } from "./proc.js";
 import { buildRows, renderTable, writeJson, type Machine, type Results, type Target } from "./report.js";
 import { measureSse } from "./sse.js";
+import { measureAttested } from "./attested.js";
 import { makeCertificate, nginxVersion, startNginx, startServe, startUpstream, type KeyType, type Nginx, type Serve } from "./targets.js";
 import { measureVerify } from "./verify.js";
 import { runWrk, wrkProblems } from "./wrk.js";
 
 const quick = process.argv.includes("--quick");
-const unknown = process.argv.slice(2).filter((a) => a !== "--quick");
-if (unknown.length > 0) {
-  process.stderr.write(`usage: node dist/scripts/bench/run.js [--quick]   (unknown: ${unknown.join(" ")})\n`);
+const onlyAt = process.argv.indexOf("--only");
+const only = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined;
+const unknown = process.argv.slice(2).filter((a, i, all) => a !== "--quick" && !(a === "--only" || all[i - 1] === "--only"));
+if (unknown.length > 0 || (onlyAt > 0 && only !== "attested")) {
+  process.stderr.write(
+    `usage: node dist/scripts/bench/run.js [--quick] [--only attested]   (unknown: ${[...unknown, ...(onlyAt > 0 && only !== "attested" ? [`--only ${only ?? ""}`] : [])].join(" ")})\n`,
+  );
   process.exit(2);
 }
 
@@ -44,6 +51,7 @@ const P = quick
       sse: { events: 50, timeoutMs: 15_000 },
       memory: { streams: 250, timeoutMs: 15_000 },
       verify: { iterations: 20, budgetMs: 150, timeoutMs: 30_000 },
+      attested: { clients: 100, plainRounds: 1 },
     }
   : {
       limitS: 330,
@@ -54,6 +62,7 @@ const P = quick
       sse: { events: 500, timeoutMs: 60_000 },
       memory: { streams: 1000, timeoutMs: 60_000 },
       verify: { iterations: 300, budgetMs: 1500, timeoutMs: 90_000 },
+      attested: { clients: 500, plainRounds: 3 },
     };
 const CONNECTIONS = 32;
 const THREADS = 2;
@@ -133,6 +142,7 @@ async function main(): Promise<number> {
     memory: {},
     rssAfterLoadMb: {},
     verify: null,
+    attested: null,
     tls: {},
     notes: [],
   };
@@ -160,6 +170,19 @@ async function main(): Promise<number> {
   };
 
   const upstream = await startUpstream(children, UPSTREAM);
+  const attestedPhase = (): Promise<void> =>
+    phase("attested connections", async () => {
+      const a = await measureAttested(children, { cli: CLI, dir: join(tmp, "attested"), upstreamPort: upstream.port, quoteLatencyMs: 25, timeoutMs: 15_000, ...P.attested });
+      results.attested = a;
+      if (a.failures.length > 0) note(`attested connections: ${a.clients - a.verified} of ${a.clients} not verified, e.g. ${a.failures[0]}`);
+      log(
+        `  ${a.verified}/${a.clients} verified in ${a.allVerifiedMs?.toFixed(0) ?? "—"} ms: ${a.attestedPerSec?.toFixed(0) ?? "—"} attested conn/s, ${a.quotes ?? "?"} quotes, ${a.refusals ?? "?"} refusals; plain TLS ${a.plainHandshakesPerSec.toFixed(0)} handshakes/s`,
+      );
+    });
+  if (only === "attested") {
+    await attestedPhase();
+    return finish();
+  }
   // Mutated by phases (memory restarts both): a holder, so no narrowing goes stale.
   const at: { nginx: Nginx | null; serve: Serve | null; certs: Record<KeyType, { cert: string; key: string }> | null } = { nginx: null, serve: null, certs: null };
   if (nginxBin && openssl) {
@@ -260,6 +283,8 @@ async function main(): Promise<number> {
     });
   }
 
+  await attestedPhase();
+
   for (const t of live()) {
     const p = pid(t);
     try {
@@ -291,15 +316,19 @@ async function main(): Promise<number> {
     results.verify = await measureVerify(children, VERIFY, P.verify);
   });
 
-  await children.stopAll();
-  if (stopping) return 130;
-  const durationS = (Date.now() - started) / 1000;
-  const rows = buildRows(results);
-  const table = renderTable(rows, results, m, date);
-  process.stdout.write(`\n${table}\n\n`);
-  const file = writeJson(root, date, { machine: m, results, rows, table, durationS });
-  log(`${durationS.toFixed(0)} s; results written to ${file}`);
-  return 0;
+  return finish();
+
+  async function finish(): Promise<number> {
+    await children.stopAll();
+    if (stopping) return 130;
+    const durationS = (Date.now() - started) / 1000;
+    const rows = buildRows(results);
+    const table = renderTable(rows, results, m, date);
+    process.stdout.write(`\n${table}\n\n`);
+    const file = writeJson(root, date, { machine: m, results, rows, table, durationS });
+    log(`${durationS.toFixed(0)} s; results written to ${file}`);
+    return 0;
+  }
 }
 
 const watchdog = setTimeout(() => {

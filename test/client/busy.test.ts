@@ -52,14 +52,17 @@ describe("busy evidence endpoint", { timeout: 120_000 }, () => {
 
   it("a bridge whose new connections find the remote busy answers those requests with an error and keeps serving", async () => {
     const policy = await policyFor(s!, { freshness: "exporter" });
-    // Let the share refill first: the test above spent it.
+    // Let the share refill for the bridge's own start-up check first: the test above spent it.
     await sleep(2500);
     const logs: string[] = [];
     const bridge = await startHttpBridge({ remote: new URL(`${s!.base}/mcp`), policy, log: (l) => logs.push(l), connectTimeoutMs: 1200, listen: { host: "127.0.0.1", port: 0 } });
     let exited: number | null = null;
     void bridge.done.then((c) => (exited = c));
     try {
-      // Concurrent requests need connections of their own: more than the share can attest at once.
+      // Then spend it (one quote per connection when asked one after another): concurrent
+      // connections share batched quotes, so a burst alone no longer exhausts a share.
+      for (let i = 0; i <= SHARE && (await verifyRemote(`${s!.base}/mcp`, { policy, connectTimeoutMs: 1200 })).ok; i++);
+      // Concurrent requests need connections of their own, each asking for evidence the spent share cannot pay for.
       const statuses = await within(
         Promise.all(Array.from({ length: SHARE + 10 }, () => fetch(`http://127.0.0.1:${bridge.address.port}/mcp`, { method: "POST", body: "{}" }).then((r) => r.status))),
         60_000,

@@ -1,7 +1,8 @@
 /**
- * Fresh evidence as the connector judges it: made for this connection it passes; relayed or
- * replayed (another exporter, another nonce, another key, a quote over other claims, another
- * certificate, another enclave or root) it fails with the check named. And the on-socket reader
+ * Fresh evidence as the connector judges it: made for this connection it passes, alone or in a
+ * batch; relayed, replayed or copied (another exporter, another nonce, another connection's
+ * proof, a tampered proof, another key, a quote over other claims, another certificate, another
+ * enclave or root) it fails with the check named. And the on-socket reader
  * takes only a response it can consume exactly.
  */
 import assert from "node:assert/strict";
@@ -16,6 +17,8 @@ import { buildClaims, spkiOfCertificate, taggedReportData } from "../../proxy/at
 import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls/verify.js";
 import { PUBKEY_HASH_SHA256 } from "../../proxy/evidence/ratls/read.js";
 import { encodeCbor, type CborValue } from "../../proxy/evidence/ratls/cbor.js";
+import { CLAIM_BATCH_ROOT, CLAIM_BATCH_SIZE, encodeEvidence, type InclusionProof } from "../../proxy/core/protocol.js";
+import { evidenceLeaf, MerkleTree, merkleRoot } from "../../proxy/evidence/merkle.js";
 import { derToPem } from "../../proxy/attest/build/x509.js";
 import { tempDir, within } from "../support/wait.js";
 
@@ -23,7 +26,7 @@ const bytes = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash("sha256").update(b).digest());
 
 /** Claims as buildClaims lays them out, with any hash in pubkey-hash. */
-function claimsWithHash(hash: Uint8Array, extra: Record<string, Uint8Array>): Uint8Array {
+function claimsWithHash(hash: Uint8Array, extra: Record<string, CborValue>): Uint8Array {
   return encodeCbor(new Map<CborValue, CborValue>([["pubkey-hash", encodeCbor([PUBKEY_HASH_SHA256, hash])], ...Object.entries(extra)]));
 }
 
@@ -52,44 +55,82 @@ describe("fresh evidence checks", { timeout: 30_000 }, () => {
     by?: DevProvider;
     /** The pubkey-hash claim's hash, as given (default: the key's own SHA-256). */
     pubkeyHash?: Uint8Array;
+    /** The batch's size and this request's place in it (default: 5, index 2); the others are strangers' leaves. */
+    size?: number;
+    index?: number;
+    /** The proof sent, from the true one. */
+    proof?: (p: InclusionProof, tree: MerkleTree) => InclusionProof;
+    /** The claims' batch-root and batch-size (null: left out; default: the tree's). */
+    root?: Uint8Array | null;
+    claimedSize?: number | null;
   }
   /** A response body as the endpoint makes it, each part replaceable. */
   async function body(p: Parts = {}): Promise<EvidenceResponse> {
-    const extra: Record<string, Uint8Array> = { nonce: p.nonce ?? exp.nonce };
     const ex = p.exporter === undefined ? exp.exporter : p.exporter;
-    if (ex) extra["tls-exporter"] = ex;
+    const size = p.size ?? 5;
+    const index = p.index ?? 2;
+    const leaves = Array.from({ length: size }, (_, i) => (i === index ? evidenceLeaf(p.nonce ?? exp.nonce, ex) : evidenceLeaf(bytes(32), bytes(32))));
+    const tree = new MerkleTree(leaves);
+    const extra: Record<string, CborValue> = {};
+    if (p.root !== null) extra[CLAIM_BATCH_ROOT] = p.root ?? tree.root;
+    if (p.claimedSize !== null) extra[CLAIM_BATCH_SIZE] = p.claimedSize ?? tree.size;
     const claims = p.pubkeyHash ? claimsWithHash(p.pubkeyHash, extra) : buildClaims(spkiOfCertificate(p.claimsFor ?? id.certDer), extra);
     const quote = await (p.by ?? provider).quote(taggedReportData(p.quoteOver ?? claims));
-    const text = JSON.stringify({ quote: Buffer.from(quote).toString("base64"), claims: Buffer.from(claims).toString("base64"), certificate: derToPem(p.certificate ?? id.certDer), dev: true });
+    const proof = (p.proof ?? ((x) => x))(tree.proof(index), tree);
+    const text = encodeEvidence({ quote, claims, certificate: derToPem(p.certificate ?? id.certDer), proof, dev: true });
     return { status: 200, body: Buffer.from(text) };
   }
 
-  it("evidence made for this connection passes every check", async () => {
-    const out = await checkFreshEvidence(await body(), exp);
-    assert.deepEqual(
-      out.checks.map((c) => [c.check, c.ok]),
-      [
-        ["freshness.response", true],
-        ["freshness.certificate", true],
-        ["freshness.claims", true],
-        ["freshness.report-data", true],
-        ["freshness.quote", true],
-      ],
-    );
-    assert.equal(out.result.ok, true);
-    assert.equal(out.result.mode, "exporter");
-    assert.equal(out.result.nonce, Buffer.from(exp.nonce).toString("hex"));
+  it("evidence made for this connection passes every check, in a batch of one and of many", async () => {
+    for (const [size, index] of [
+      [1, 0],
+      [5, 2],
+      [1000, 999],
+    ] as const) {
+      const out = await checkFreshEvidence(await body({ size, index }), exp);
+      assert.deepEqual(
+        out.checks.map((c) => [c.check, c.ok]),
+        [
+          ["freshness.response", true],
+          ["freshness.certificate", true],
+          ["freshness.claims", true],
+          ["freshness.proof", true],
+          ["freshness.report-data", true],
+          ["freshness.quote", true],
+        ],
+        `batch of ${size}`,
+      );
+      assert.equal(out.result.ok, true);
+      assert.equal(out.result.mode, "exporter");
+      assert.equal(out.result.nonce, Buffer.from(exp.nonce).toString("hex"));
+    }
   });
 
-  it("nonce mode does not ask for an exporter claim", async () => {
+  it("nonce mode checks a leaf over the nonce alone", async () => {
     const out = await checkFreshEvidence(await body({ exporter: null }), { ...exp, mode: "nonce", exporter: null });
     assert.equal(out.result.ok, true, out.result.detail);
+    const withExporter = await checkFreshEvidence(await body(), { ...exp, mode: "nonce", exporter: null });
+    assert.match(withExporter.result.detail, /^freshness\.proof: /);
   });
 
   const cases: { name: string; parts: () => Parts | Promise<Parts>; check: string; reason: RegExp }[] = [
-    { name: "claims with another connection's exporter (relayed)", parts: () => ({ exporter: bytes(32) }), check: "freshness.claims", reason: /tls-exporter .* is not this connection's/ },
-    { name: "claims without an exporter", parts: () => ({ exporter: null }), check: "freshness.claims", reason: /tls-exporter \(missing\)/ },
-    { name: "claims with another nonce (replayed)", parts: () => ({ nonce: bytes(32) }), check: "freshness.claims", reason: /nonce .* is not the one this client sent/ },
+    { name: "a leaf with another connection's exporter (relayed)", parts: () => ({ exporter: bytes(32) }), check: "freshness.proof", reason: /not in the quoted batch .*not to the root/ },
+    { name: "a leaf without an exporter", parts: () => ({ exporter: null }), check: "freshness.proof", reason: /not to the root/ },
+    { name: "a leaf with another nonce (replayed)", parts: () => ({ nonce: bytes(32) }), check: "freshness.proof", reason: /not to the root/ },
+    {
+      name: "the evidence another connection of the same batch got (copied)",
+      parts: () => ({ proof: (_p, tree) => tree.proof(3) }),
+      check: "freshness.proof",
+      reason: /at index 3 of 5 leads to .*not to the root/,
+    },
+    { name: "a wrong index", parts: () => ({ proof: (p) => ({ ...p, index: 1 }) }), check: "freshness.proof", reason: /not to the root/ },
+    { name: "an index outside the batch", parts: () => ({ proof: (p) => ({ ...p, index: 5 }) }), check: "freshness.proof", reason: /leaf index 5 is outside a batch of 5/ },
+    { name: "a truncated path", parts: () => ({ proof: (p) => ({ ...p, path: p.path.slice(0, -1) }) }), check: "freshness.proof", reason: /\(truncated\)/ },
+    { name: "an extra path element", parts: () => ({ proof: (p) => ({ ...p, path: [...p.path, bytes(32)] }) }), check: "freshness.proof", reason: /\(extra hashes\)/ },
+    { name: "a proof whose size is not the claims'", parts: () => ({ proof: (p) => ({ ...p, size: 6 }) }), check: "freshness.proof", reason: /the proof is for a batch of 6, the claims say 5/ },
+    { name: "claims of another batch's root", parts: () => ({ root: merkleRoot([evidenceLeaf(bytes(32), null)]) }), check: "freshness.proof", reason: /not to the root/ },
+    { name: "claims without a batch-root", parts: () => ({ root: null }), check: "freshness.claims", reason: /batch-root is missing/ },
+    { name: "claims without a batch-size", parts: () => ({ claimedSize: null }), check: "freshness.claims", reason: /batch-size is missing/ },
     {
       name: "claims with another key's pubkey-hash",
       parts: () => ({ claimsFor: other.certDer }),
@@ -97,8 +138,8 @@ describe("fresh evidence checks", { timeout: 30_000 }, () => {
       reason: /pubkey-hash .* is not SHA-256 of this connection's certificate key/,
     },
     {
-      name: "a quote whose report data is over other claims",
-      parts: () => ({ quoteOver: buildClaims(spkiOfCertificate(id.certDer), { nonce: bytes(32) }) }),
+      name: "a quote whose report data is over other claims (the batch root not in the report data)",
+      parts: () => ({ quoteOver: buildClaims(spkiOfCertificate(id.certDer), { [CLAIM_BATCH_ROOT]: bytes(32), [CLAIM_BATCH_SIZE]: 5 }) }),
       check: "freshness.report-data",
       reason: /is not SHA-256\(claims\)/,
     },

@@ -64,7 +64,7 @@ describe("the MCP SDK client over attestedFetch", { timeout: 120_000 }, () => {
         } else {
           assert.deepEqual(
             fresh.map((c) => c.check),
-            ["freshness.response", "freshness.certificate", "freshness.claims", "freshness.report-data", "freshness.quote"],
+            ["freshness.response", "freshness.certificate", "freshness.claims", "freshness.proof", "freshness.report-data", "freshness.quote"],
           );
           assert.ok(fresh.every((c) => c.ok));
           assert.match(v.freshness.nonce ?? "", /^[0-9a-f]{64}$/);

@@ -19,7 +19,9 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { DevProvider } from "../../proxy/attest/dev/provider.js";
 import { loadConfig } from "../../proxy/server/config.js";
+import { CLAIM_BATCH_ROOT, CLAIM_BATCH_SIZE, type InclusionProof } from "../../proxy/core/protocol.js";
 import { decodeCbor } from "../../proxy/evidence/ratls/cbor.js";
+import { evidenceLeaf, verifyInclusion } from "../../proxy/evidence/merkle.js";
 import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls/verify.js";
 import { parseCertificate } from "../../proxy/evidence/asn1/x509.js";
 import { verifyQuote } from "../../proxy/evidence/dcap/verify.js";
@@ -160,11 +162,11 @@ describe("serve with a stdio upstream (server-everything as a child per session)
     }
   });
 
-  it("GET /.well-known/attestation?nonce: evidence verifies, carries the nonce, binds the served key", async () => {
+  it("GET /.well-known/attestation?nonce: evidence verifies, its batch root covers the nonce, binds the served key", async () => {
     const nonce = "00112233445566778899aabbccddeeff";
     const res = await s!.fetch(`${s!.base}/.well-known/attestation?nonce=${nonce}`);
     assert.equal(res.status, 200);
-    const body = (await res.json()) as { quote: string; claims: string; certificate: string; dev: boolean };
+    const body = (await res.json()) as { quote: string; claims: string; certificate: string; proof: { index: number; size: number; path: string[] }; dev: boolean };
     assert.equal(body.dev, true);
     const quote = new Uint8Array(Buffer.from(body.quote, "base64"));
     const claimsBytes = new Uint8Array(Buffer.from(body.claims, "base64"));
@@ -172,16 +174,18 @@ describe("serve with a stdio upstream (server-everything as a child per session)
     assert.equal(v.ok, true, JSON.stringify(v.failed));
     assert.equal(v.quote?.reportData, createHash("sha256").update(claimsBytes).digest("hex") + "00".repeat(32));
     const claims = decodeCbor(claimsBytes) as Map<string, Uint8Array>;
-    assert.equal(Buffer.from(claims.get("nonce")!).toString("hex"), nonce);
+    const proof = { ...body.proof, path: body.proof.path.map((h) => new Uint8Array(Buffer.from(h, "hex"))) };
+    assert.deepEqual(verifyInclusion(evidenceLeaf(new Uint8Array(Buffer.from(nonce, "hex")), null), proof, claims.get(CLAIM_BATCH_ROOT)!), { ok: true, value: true });
+    assert.equal(claims.get(CLAIM_BATCH_SIZE), body.proof.size);
     const served = parseCertificate(await servedCertificate("127.0.0.1", s!.running.address.port));
     assert.deepEqual(decodeCbor(claims.get("pubkey-hash")!), [1, new Uint8Array(createHash("sha256").update(served.spki).digest())]);
     assert.match(body.certificate, /BEGIN CERTIFICATE/);
   });
 
-  it("POST /.well-known/attestation: the tls-exporter claim equals this connection's exporter, and differs on another", async () => {
+  it("POST /.well-known/attestation: the batch root covers this connection's exporter, and not another's", async () => {
     const nonce = "a1b2c3d4";
     const ask = (agent: HttpsAgent) =>
-      new Promise<{ exporter: string; claims: Map<string, Uint8Array>; quote: Uint8Array }>((resolve, reject) => {
+      new Promise<{ exporter: string; claims: Map<string, Uint8Array>; quote: Uint8Array; proof: InclusionProof }>((resolve, reject) => {
         const req = httpsRequest(
           { host: "127.0.0.1", port: s!.running.address.port, path: "/.well-known/attestation", method: "POST", agent, headers: { "content-type": "application/json" } },
           (res) => {
@@ -190,9 +194,10 @@ describe("serve with a stdio upstream (server-everything as a child per session)
             const chunks: Buffer[] = [];
             res.on("data", (c: Buffer) => chunks.push(c));
             res.on("end", () => {
-              const body = JSON.parse(Buffer.concat(chunks).toString()) as { claims: string; quote: string };
+              const body = JSON.parse(Buffer.concat(chunks).toString()) as { claims: string; quote: string; proof: { index: number; size: number; path: string[] } };
               resolve({
                 exporter,
+                proof: { ...body.proof, path: body.proof.path.map((h) => new Uint8Array(Buffer.from(h, "hex"))) },
                 claims: decodeCbor(Buffer.from(body.claims, "base64")) as Map<string, Uint8Array>,
                 quote: new Uint8Array(Buffer.from(body.quote, "base64")),
               });
@@ -206,12 +211,15 @@ describe("serve with a stdio upstream (server-everything as a child per session)
     const a1 = mk();
     const a2 = mk();
     try {
+      const covers = (x: { claims: Map<string, Uint8Array>; proof: InclusionProof }, exporter: string) =>
+        verifyInclusion(evidenceLeaf(new Uint8Array(Buffer.from(nonce, "hex")), new Uint8Array(Buffer.from(exporter, "hex"))), x.proof, x.claims.get(CLAIM_BATCH_ROOT)!).ok;
       const one = await ask(a1);
-      assert.equal(Buffer.from(one.claims.get("tls-exporter")!).toString("hex"), one.exporter);
+      assert.equal(covers(one, one.exporter), true);
       assert.equal((await verifyQuote(one.quote, { trustRoots: [s!.provider.rootPem] })).ok, true);
       const two = await ask(a2);
-      assert.equal(Buffer.from(two.claims.get("tls-exporter")!).toString("hex"), two.exporter);
+      assert.equal(covers(two, two.exporter), true);
       assert.notEqual(two.exporter, one.exporter);
+      assert.equal(covers(one, two.exporter), false);
     } finally {
       a1.destroy();
       a2.destroy();

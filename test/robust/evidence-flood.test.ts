@@ -88,8 +88,8 @@ after(async () => {
   await up.close();
 });
 
-/** One fresh-evidence request on a new connection: the status and Retry-After. */
-function freshEvidence(s: SpawnedServe): Promise<{ status: number; retryAfter: string | undefined }> {
+/** One fresh-evidence request on a new connection: the status, Retry-After, and the quote of a 200 (base64). */
+function freshEvidence(s: SpawnedServe): Promise<{ status: number; retryAfter: string | undefined; quote?: string }> {
   return new Promise((done) => {
     const req = https.request(
       {
@@ -103,8 +103,17 @@ function freshEvidence(s: SpawnedServe): Promise<{ status: number; retryAfter: s
         timeout: 10_000,
       },
       (res) => {
-        res.resume();
-        res.on("end", () => done({ status: res.statusCode ?? 0, retryAfter: res.headers["retry-after"] }));
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => {
+          let quote: string | undefined;
+          try {
+            quote = res.statusCode === 200 ? (JSON.parse(body) as { quote?: string }).quote : undefined;
+          } catch {
+            // not evidence: counted by its status only
+          }
+          done({ status: res.statusCode ?? 0, retryAfter: res.headers["retry-after"], ...(quote ? { quote } : {}) });
+        });
       },
     );
     req.on("timeout", () => req.destroy());
@@ -118,12 +127,14 @@ describe("fresh evidence under a flood", { timeout: 120_000 }, () => {
     const s = serve!;
     const statuses = new Map<number, number>();
     const retryAfters = new Set<string>();
+    const quotes = new Set<string>();
     const deadline = performance.now() + FLOOD_MS;
     const flood = Array.from({ length: 4 }, async () => {
       while (performance.now() < deadline) {
         const r = await freshEvidence(s);
         statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
         if (r.retryAfter) retryAfters.add(r.retryAfter);
+        if (r.quote) quotes.add(r.quote);
         await sleep(20);
       }
     });
@@ -155,8 +166,9 @@ describe("fresh evidence under a flood", { timeout: 120_000 }, () => {
     assert.ok(bridgeStatuses.length >= 10 && bridgeStatuses.every((x) => x === 200), `bridge answers: ${bridgeStatuses.join(",")}`);
     assert.equal(bridge!.child.exitCode, null, `the bridge exited: ${bridge!.stderr()}`);
     const flooded = [...statuses.entries()].map(([k, c]) => `${k}×${c}`).join(" ");
-    // The flooder got its share (10 per minute, 10 at once) and then 429s with a Retry-After.
-    assert.ok((statuses.get(200) ?? 0) <= 10 + Math.ceil(FLOOD_MS / 6000), `flood: ${flooded}`);
+    // The flooder took part in its share of quotes (10 per minute, 10 at once; its concurrent
+    // requests may share a batched quote, each quote charged once) and then got 429s with a Retry-After.
+    assert.ok(quotes.size <= 10 + Math.ceil(FLOOD_MS / 6000), `flood: ${flooded} over ${quotes.size} quotes`);
     assert.ok((statuses.get(429) ?? 0) > 0, `flood: ${flooded}`);
     assert.ok(
       [...retryAfters].every((r) => Number(r) >= 1 && Number(r) <= 60),
@@ -164,7 +176,7 @@ describe("fresh evidence under a flood", { timeout: 120_000 }, () => {
     );
     const text = await scrape(s.metricsPort);
     assert.ok(metric(text, "attestable_mcp_share_refusals_total", 'resource="evidence",scope="client"') > 0);
-    console.log(`evidence flood: ${flooded}; ${verdicts.length} verify exit 0; bridge ${bridgeStatuses.length} requests, all 200`);
+    console.log(`evidence flood: ${flooded} over ${quotes.size} quotes; ${verdicts.length} verify exit 0; bridge ${bridgeStatuses.length} requests, all 200`);
   });
 });
 

@@ -30,9 +30,9 @@ export function spkiOf(key: KeyObject): Uint8Array {
 
 /**
  * The claims map: "pubkey-hash" first (a byte string holding CBOR [1, SHA-256(SPKI)], as Gramine
- * writes it), then any extra claims (a nonce, a TLS exporter value) as byte strings.
+ * writes it), then any extra claims (a batch's Merkle root and size) as given.
  */
-export function buildClaims(spki: Uint8Array, extra: Record<string, Uint8Array> = {}): Uint8Array {
+export function buildClaims(spki: Uint8Array, extra: Record<string, CborValue> = {}): Uint8Array {
   if ("pubkey-hash" in extra) throw new InputError("CLAIMS_BUILD", '"pubkey-hash" is computed from the key, not given');
   const m = new Map<CborValue, CborValue>([["pubkey-hash", encodeCbor([PUBKEY_HASH_SHA256, sha256(spki)])]]);
   for (const [k, v] of Object.entries(extra)) m.set(k, v);
