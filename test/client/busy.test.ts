@@ -14,6 +14,8 @@ import { sleep, within } from "../support/wait.js";
 import { policyFor, startDevServe, type Served } from "./harness.js";
 
 const SHARE = 30;
+/** Seconds per quote of the second test's share: far above the second a server waits for a token. */
+const REFILL_S = 10;
 
 describe("busy evidence endpoint", { timeout: 120_000 }, () => {
   let s: Served | undefined;
@@ -51,17 +53,21 @@ describe("busy evidence endpoint", { timeout: 120_000 }, () => {
   });
 
   it("a bridge whose new connections find the remote busy answers those requests with an error and keeps serving", async () => {
-    const policy = await policyFor(s!, { freshness: "exporter" });
-    // Let the share refill for the bridge's own start-up check first: the test above spent it.
-    await sleep(2500);
+    // A serve of its own whose share refills slowly (one quote per REFILL_S): a server lets a
+    // request wait for a token at most a second away, so only a far one makes the burst below busy.
+    const slow = await startDevServe(`upstream: { url: "http://127.0.0.1:${up!.port}" }\n`, `{ quotesPerMinute: 10000, quotesPerClientPerMinute: ${60 / REFILL_S} }`);
+    const policy = await policyFor(slow, { freshness: "exporter" });
     const logs: string[] = [];
-    const bridge = await startHttpBridge({ remote: new URL(`${s!.base}/mcp`), policy, log: (l) => logs.push(l), connectTimeoutMs: 1200, listen: { host: "127.0.0.1", port: 0 } });
+    const bridge = await startHttpBridge({ remote: new URL(`${slow.base}/mcp`), policy, log: (l) => logs.push(l), connectTimeoutMs: 1200, listen: { host: "127.0.0.1", port: 0 } });
     let exited: number | null = null;
     void bridge.done.then((c) => (exited = c));
     try {
-      // Then spend it (one quote per connection when asked one after another): concurrent
-      // connections share batched quotes, so a burst alone no longer exhausts a share.
-      for (let i = 0; i <= SHARE && (await verifyRemote(`${s!.base}/mcp`, { policy, connectTimeoutMs: 1200 })).ok; i++);
+      // Spend the share, one quote per connection asked one after another (concurrent connections
+      // share batched quotes, so a burst alone does not exhaust a share). The loop ends at the
+      // first busy verdict, just after a token was spent: the next is about REFILL_S away.
+      let spent = 0;
+      while (spent <= 60 / REFILL_S && (await verifyRemote(`${slow.base}/mcp`, { policy, connectTimeoutMs: 1200 })).ok) spent++;
+      assert.ok(spent <= 60 / REFILL_S, "the share never ran out");
       // Concurrent requests need connections of their own, each asking for evidence the spent share cannot pay for.
       const statuses = await within(
         Promise.all(Array.from({ length: SHARE + 10 }, () => fetch(`http://127.0.0.1:${bridge.address.port}/mcp`, { method: "POST", body: "{}" }).then((r) => r.status))),
@@ -78,12 +84,13 @@ describe("busy evidence endpoint", { timeout: 120_000 }, () => {
       );
       assert.equal(exited, null, `the bridge exited: ${logs.join("\n")}`);
       // Once the share refills, the same bridge serves again.
-      await sleep(2500);
+      await sleep(REFILL_S * 1000 + 500);
       const again = await fetch(`http://127.0.0.1:${bridge.address.port}/mcp`, { method: "POST", body: "{}" });
       assert.equal(again.status, 200);
       assert.equal(exited, null);
     } finally {
       await bridge.close();
+      await slow.close();
     }
   });
 });
