@@ -216,7 +216,7 @@ export function renderTable(rows: Row[], r: Results, m: Machine, date: Date): st
   if (r.verify) {
     const v = r.verify;
     out.push(
-      `Quote verification with collateral (ms per quote, mean of two real quotes): @phala/dcap-qvl ${v.dcapQvlMs.toFixed(2)}; ours cold ${v.coldMs.toFixed(3)} (${(v.dcapQvlMs / v.coldMs).toFixed(1)}×), keys ${v.keysMs.toFixed(3)} (${(v.dcapQvlMs / v.keysMs).toFixed(1)}×), warm ${v.warmMs.toFixed(3)} (${(v.dcapQvlMs / v.warmMs).toFixed(1)}×).`,
+      `Quote verification with collateral (ms per quote, mean of two real quotes): @phala/dcap-qvl ${v.dcapQvlMs.toFixed(2)}; ours cold ${v.coldMs.toFixed(3)} (${(v.dcapQvlMs / v.coldMs).toFixed(1)}×), keys ${v.keysMs.toFixed(3)} (${(v.dcapQvlMs / v.keysMs).toFixed(1)}×), warm ${v.warmMs.toFixed(3)} (${(v.dcapQvlMs / v.warmMs).toFixed(1)}×); collateral given as a directory ${v.dirMs.toFixed(3)} (${(v.dcapQvlMs / v.dirMs).toFixed(1)}×), its first call ${v.dirFirstMs.toFixed(3)}.`,
     );
   } else {
     out.push("Quote verification: not run.");
