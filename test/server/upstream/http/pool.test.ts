@@ -5,7 +5,6 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { request } from "undici";
 import { MAX_IDLE_CONNECTIONS, Pool, authorityOf, describeTarget } from "../../../../proxy/server/upstream/http/pool.js";
 import { LOOPBACK, startUpstream } from "../../../support/upstream.js";
 import { within } from "../../../support/wait.js";
@@ -60,8 +59,7 @@ describe("forwarder pool", () => {
     try {
       const p = pool(up.port);
       const slot = p.take();
-      // The pool loads undici's Client by itself, without the request helpers its index adds.
-      const r = await request(`http://${LOOPBACK}:${up.port}/`, { dispatcher: slot.client });
+      const r = await slot.client.request({ path: "/", method: "GET" });
       assert.equal(await r.body.text(), "ok");
       p.release(slot);
       assert.ok(slot.idle);
