@@ -4,7 +4,8 @@
  * a dcap-qvl single-file JSON, or the same JSON already parsed. The only I/O of evidence/.
  * Collateral read from a path is remembered by file identity (collateral-memo.ts).
  */
-import { readFile, stat } from "node:fs/promises";
+import { statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fromHex } from "../../core/bytes.js";
 import { prepareCollateral, splitSignedBody, type Collateral, type CollateralParts } from "./collateral.js";
@@ -17,7 +18,11 @@ export interface CollateralFs {
   readFile(path: string): Promise<Buffer>;
 }
 
-const NODE_FS: CollateralFs = { stat, readFile: (p) => readFile(p) };
+// stat is synchronous: a remembered directory is checked on every call, and eight stats of a few
+// microseconds each cost far less than eight round trips through libuv's thread pool (`npm run
+// bench:verify` on a loaded machine: 0.91 ms per remembered call with asynchronous stats, 0.42 ms
+// with these, against 0.34–0.37 ms with a prepared Collateral).
+const NODE_FS: CollateralFs = { stat: async (p) => statSync(p), readFile: (p) => readFile(p) };
 
 const PCS_FILES = ["tcb-info.json", "qe-identity.json", "tcb-info-issuer-chain.pem", "qe-identity-issuer-chain.pem", "pck-crl-issuer-chain.pem", "pck-crl.der", "root-ca-crl.der"] as const;
 
