@@ -5,17 +5,22 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 
-export function accessLog(log: Logger, subjectOf: (req: IncomingMessage) => string | null = () => null): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
-    const t0 = performance.now();
-    res.once("close", () => {
-      if (log.isLevelEnabled("info")) {
-        const subject = subjectOf(req);
-        log.info(
-          { method: req.method ?? "?", path: (req.url ?? "/").split("?", 1)[0], status: res.statusCode, ms: Math.round(performance.now() - t0), ...(subject === null ? {} : { subject }) },
-          "request",
-        );
-      }
-    });
+/** The request target without its query. */
+export function pathOf(url: string | undefined): string {
+  if (url === undefined) return "/";
+  const q = url.indexOf("?");
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/**
+ * The line for a request whose response has closed, `ms` after it arrived. Called by the
+ * listener's one close handler per response (metrics.ts), so logging adds no listener of its own;
+ * nothing is built when the level filters the line out.
+ */
+export function accessLog(log: Logger, subjectOf: (req: IncomingMessage) => string | null = () => null): (req: IncomingMessage, res: ServerResponse, ms: number) => void {
+  return (req, res, ms) => {
+    if (!log.isLevelEnabled("info")) return;
+    const subject = subjectOf(req);
+    log.info({ method: req.method ?? "?", path: pathOf(req.url), status: res.statusCode, ms: Math.round(ms), ...(subject === null ? {} : { subject }) }, "request");
   };
 }

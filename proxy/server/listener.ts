@@ -17,7 +17,7 @@ import { createClientGate } from "./client-attestation.js";
 import { createForwarder } from "./upstream/http/forward.js";
 import { createHealth, upstreamProbe } from "./health.js";
 import { createMetrics, requestAccounting, startMetricsServer, type Metrics } from "./metrics.js";
-import { accessLog } from "./access-log.js";
+import { accessLog, pathOf } from "./access-log.js";
 import type { Upstream } from "./upstream/upstream.js";
 import { ATTESTATION_PATH, createAttestationEndpoint } from "./wellknown.js";
 import { admitConnections, refuseRequest, refuseUpgrade, requestHeadProblem } from "./admission.js";
@@ -154,7 +154,7 @@ export async function startServer(config: Config, provider: AttestationProvider,
   const health = createHealth(identity, upstreamProbe(up, stdioProblem));
 
   const route = (req: IncomingMessage, res: ServerResponse): void => {
-    const path = (req.url ?? "/").split("?", 1)[0];
+    const path = pathOf(req.url);
     if (path === ATTESTATION_PATH) return attestation(req, res);
     if (path === "/healthz") return health(req, res);
     if (resourceMetadata?.serves(path)) return resourceMetadata.handle(req, res);
@@ -162,8 +162,7 @@ export async function startServer(config: Config, provider: AttestationProvider,
     else upstream.handle(req, res);
   };
 
-  const accounting = requestAccounting(metrics);
-  const logRequest = accessLog(log, subjectOf);
+  const accounting = requestAccounting(metrics, accessLog(log, subjectOf));
   const server = createHttpsServer(
     {
       ...identity.secureContextOptions(),
@@ -183,7 +182,6 @@ export async function startServer(config: Config, provider: AttestationProvider,
     },
     (req, res) => {
       accounting.onRequest(req, res);
-      logRequest(req, res);
       const problem = requestHeadProblem(req, config.limits.maxHeaders);
       if (problem) return refuseRequest(res, problem);
       // Nothing is routed, not even /.well-known, before the client's verdict is in.

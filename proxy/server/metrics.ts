@@ -5,7 +5,7 @@
  * registry is only serialised when /metrics is scraped.
  */
 import { createServer, ServerResponse, type IncomingMessage, type Server } from "node:http";
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectProcessMetrics } from "./prom.js";
 import type { ProxyHooks } from "./hooks.js";
 
 export interface Metrics {
@@ -34,7 +34,7 @@ export interface Metrics {
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   let stdio: (() => { sessions: number; modernChildren: number }) | undefined;
   const m = {
     registry,
@@ -111,16 +111,21 @@ type Inc = () => void;
 
 /**
  * Per-request accounting for the listener: time to response headers by method, and requests by
- * method and status on close (the access log is access-log.ts).
+ * method and status on close (then `closed`, the access log, with the time since arrival).
  *
  * The time to headers is taken in a ServerResponse subclass handed to the server, not by
  * patching `res.writeHead` on each response: an own property added per instance gives every
  * response a different hidden class from the one Node's http internals were optimised for, and
- * their property loads go megamorphic. prom-client hashes the label object on every inc/observe;
- * the bound children are kept per label value (methods and status codes are a small closed set:
- * Node's parser accepts only known methods).
+ * their property loads go megamorphic. One close listener, shared by every response (it reads
+ * the response as `this`), does the counting and the logging: no closure or wrapper per request.
+ * prom-client hashes the label object on every inc/observe; the bound children are kept per
+ * label value (methods and status codes are a small closed set: Node's parser accepts only
+ * known methods).
  */
-export function requestAccounting(metrics: Metrics): {
+export function requestAccounting(
+  metrics: Metrics,
+  closed: (req: IncomingMessage, res: ServerResponse, ms: number) => void = () => {},
+): {
   ServerResponse: typeof ServerResponse<IncomingMessage>;
   onRequest(req: IncomingMessage, res: ServerResponse): void;
 } {
@@ -145,20 +150,28 @@ export function requestAccounting(metrics: Metrics): {
   };
 
   class TimedResponse extends ServerResponse<IncomingMessage> {
-    /** performance.now() when the request arrived; NaN once the header time was recorded. */
-    t0 = performance.now();
+    /** performance.now() when the request arrived. */
+    readonly started = performance.now();
+    headed = false;
     // Node sends implicit headers through writeHead too, so this sees every response once.
     override writeHead(statusCode: number, ...rest: unknown[]): this {
-      if (!Number.isNaN(this.t0)) {
-        durationOf(this.req.method ?? "?")((performance.now() - this.t0) / 1000);
-        this.t0 = NaN;
+      if (!this.headed) {
+        this.headed = true;
+        durationOf(this.req.method ?? "?")((performance.now() - this.started) / 1000);
       }
       return (super.writeHead as (code: number, ...a: unknown[]) => this)(statusCode, ...rest);
     }
   }
 
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    res.once("close", () => countOf(req.method ?? "?", res.statusCode)());
+  function onClose(this: TimedResponse): void {
+    const req = this.req;
+    countOf(req.method ?? "?", this.statusCode)();
+    closed(req, this, performance.now() - this.started);
+  }
+
+  const onRequest = (_req: IncomingMessage, res: ServerResponse): void => {
+    // 'close' is emitted once per response.
+    res.on("close", onClose);
   };
   return { ServerResponse: TimedResponse as typeof ServerResponse<IncomingMessage>, onRequest };
 }

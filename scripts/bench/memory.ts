@@ -1,6 +1,6 @@
 // Memory benchmark: resident set size of a server process (the proxy, or nginx's
-// worker) when idle and while it holds N open idle SSE streams (issue 7:
-// "idle RSS ≤ 60 MB; ≤ 20 KB per idle SSE stream").
+// worker) when idle and while it holds N open idle SSE streams (issue 14:
+// "idle RSS ≤ 60 MB; ≤ 30 KB per idle SSE stream").
 //
 // RSS is VmRSS from /proc/<pid>/status (Linux only). The measured pid must not
 // be this process: the client's own sockets, buffers and agents would be

@@ -1,6 +1,6 @@
 /**
  * The benchmark's one table: each metric per target (direct upstream, nginx, serve), the ratios
- * serve/nginx and serve/direct, and PASS / MISS against issue 7's targets; printed as Markdown
+ * serve/nginx and serve/direct, and PASS / MISS against the targets of issues 7 and 14; printed as Markdown
  * (so docs/performance.md can quote it as it is) and written with every raw figure as JSON under
  * bench/results/.
  */
@@ -108,6 +108,11 @@ export function buildRows(r: Results): Row[] {
     const rps = pick(ka, (x) => x.wrk.rps);
     const okRps = size === "1k" && finite(rps.serve) && finite(rps.nginx) ? rps.serve >= 0.5 * rps.nginx : null;
     add(`keep-alive ${label}, req/s (32 conn)`, rps, 0, size === "1k" ? { target: "≥ 0.5× nginx", result: verdict(okRps) } : {});
+    if (size === "1k") {
+      // The moonshot: more than one event loop in one process (here: the workers column).
+      const two = finite(rps.serve2) && finite(rps.nginx) ? rps.serve2 >= rps.nginx : null;
+      add("keep-alive 1 KB, req/s, 2 event loops (moonshot)", { nginx: rps.nginx, serve2: rps.serve2 }, 0, { target: "≥ 1.0× nginx", result: verdict(two) });
+    }
     add(
       `keep-alive ${label}, p50 ms`,
       pick(ka, (x) => x.wrk.p50Ms),
@@ -207,8 +212,8 @@ export function buildRows(r: Results): Row[] {
   add(`RSS with ${streams ?? "N"} idle SSE streams, MB`, { nginx: m.nginx?.rssWithStreamsMb, serve: m.serve?.rssWithStreamsMb }, 1, { ratios: false });
   add("RSS per idle SSE stream, KB", { nginx: m.nginx?.perStreamKb, serve: m.serve?.perStreamKb }, 1, {
     ratios: false,
-    target: "≤ 20 KB",
-    result: verdict(finite(m.serve?.perStreamKb) ? m.serve.perStreamKb <= 20 : null),
+    target: "≤ 30 KB",
+    result: verdict(finite(m.serve?.perStreamKb) ? m.serve.perStreamKb <= 30 : null),
   });
   add("RSS after the load phases, MB", r.rssAfterLoadMb, 1, { ratios: false });
   return rows;
@@ -234,10 +239,17 @@ export function renderTable(rows: Row[], r: Results, m: Machine, date: Date): st
     );
   }
   const out = [lines.join("\n"), ""];
+  const judged = rows.filter((row) => row.result !== "");
+  if (judged.length > 0) {
+    const count = (v: Verdict): number => judged.filter((row) => row.result === v).length;
+    out.push(
+      `Targets: ${count("PASS")} PASS, ${count("MISS")} MISS${count("n/a") ? `, ${count("n/a")} not measured` : ""}. ${judged.map((row) => `${row.metric} ${row.target}: ${row.result}`).join("; ")}.`,
+    );
+  }
   if (r.verify) {
     const v = r.verify;
     out.push(
-      `Quote verification with collateral (ms per quote, mean of two real quotes): @phala/dcap-qvl ${v.dcapQvlMs.toFixed(2)}; ours cold ${v.coldMs.toFixed(3)} (${(v.dcapQvlMs / v.coldMs).toFixed(1)}×), keys ${v.keysMs.toFixed(3)} (${(v.dcapQvlMs / v.keysMs).toFixed(1)}×), warm ${v.warmMs.toFixed(3)} (${(v.dcapQvlMs / v.warmMs).toFixed(1)}×).`,
+      `Quote verification with collateral (ms per quote, mean of two real quotes): @phala/dcap-qvl ${v.dcapQvlMs.toFixed(2)}; ours cold ${v.coldMs.toFixed(3)} (${(v.dcapQvlMs / v.coldMs).toFixed(1)}×), keys ${v.keysMs.toFixed(3)} (${(v.dcapQvlMs / v.keysMs).toFixed(1)}×), warm ${v.warmMs.toFixed(3)} (${(v.dcapQvlMs / v.warmMs).toFixed(1)}×); collateral given as a directory ${v.dirMs.toFixed(3)} (${(v.dcapQvlMs / v.dirMs).toFixed(1)}×), its first call ${v.dirFirstMs.toFixed(3)}.`,
     );
   } else {
     out.push("Quote verification: not run.");

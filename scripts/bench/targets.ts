@@ -188,6 +188,9 @@ export async function startServe(children: Children, cli: string, dir: string, u
       `  url: "http://${LOOPBACK}:${upstreamPort}"`,
       "metrics: { listen: null }",
       "log: { level: silent }",
+      // Every benchmark client is 127.0.0.1: the default share (half the cap) would refuse the
+      // memory phase's streams past 750.
+      "limits: { maxConnectionsPerClient: 1500 }",
       "shutdown: { drain: 1s }",
       `workers: ${workers}`,
       "",
