@@ -10,7 +10,7 @@ import { access, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { equalBytes, toHex } from "../core/bytes.js";
 import { MAX_QUOTE_BYTES, parseQuote } from "../evidence/dcap/quote.js";
-import { AttestationError, checkReportData, type AttestationProvider } from "./provider.js";
+import { AttestationError, checkReportData, readQuoteFile, type AttestationProvider } from "./provider.js";
 
 export const GRAMINE_ATTESTATION_DIR = "/dev/attestation";
 
@@ -67,15 +67,7 @@ export class GramineProvider implements AttestationProvider {
     const fh = await open(join(this.base, "quote"), "r");
     let quote: Uint8Array;
     try {
-      const buf = Buffer.alloc(MAX_QUOTE_BYTES + 1);
-      let n = 0;
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, n, buf.length - n, null);
-        if (bytesRead === 0) break;
-        n += bytesRead;
-        if (n > MAX_QUOTE_BYTES) throw new AttestationError("GRAMINE_QUOTE", `gramine provider: quote is larger than ${MAX_QUOTE_BYTES} bytes`);
-      }
-      quote = new Uint8Array(buf.subarray(0, n));
+      quote = await readQuoteFile(fh, () => new AttestationError("GRAMINE_QUOTE", `gramine provider: quote is larger than ${MAX_QUOTE_BYTES} bytes`));
     } finally {
       await fh.close();
     }

@@ -15,7 +15,7 @@ import { access, mkdir, open, readFile, rmdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { equalBytes, toHex } from "../core/bytes.js";
 import { MAX_QUOTE_BYTES, parseQuote } from "../evidence/dcap/quote.js";
-import { AttestationError, checkReportData, type AttestationProvider } from "./provider.js";
+import { AttestationError, checkReportData, readQuoteFile, type AttestationProvider } from "./provider.js";
 
 export const TSM_REPORT_DIR = "/sys/kernel/config/tsm/report";
 const TDX_PROVIDER_NAME = "tdx_guest";
@@ -183,15 +183,7 @@ async function readBounded(path: string): Promise<Uint8Array> {
     throw new AttestationError("TDX_QUOTE", `tdx provider: cannot open ${path} (${why(e)})`);
   });
   try {
-    const buf = Buffer.alloc(MAX_QUOTE_BYTES + 1);
-    let n = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, n, buf.length - n, null);
-      if (bytesRead === 0) break;
-      n += bytesRead;
-      if (n > MAX_QUOTE_BYTES) throw new AttestationError("TDX_QUOTE", `tdx provider: ${path} holds more than ${MAX_QUOTE_BYTES} bytes`);
-    }
-    return new Uint8Array(buf.subarray(0, n));
+    return await readQuoteFile(fh, () => new AttestationError("TDX_QUOTE", `tdx provider: ${path} holds more than ${MAX_QUOTE_BYTES} bytes`));
   } catch (e) {
     if (e instanceof AttestationError) throw e;
     throw new AttestationError("TDX_QUOTE", `tdx provider: reading ${path} failed (${why(e)})`);

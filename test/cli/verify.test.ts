@@ -1,6 +1,6 @@
 /** `attestable-mcp verify` spawned against serve (dev provider): exit codes, output, the policy's errors. */
 import assert from "node:assert/strict";
-import { exec, execSync, spawn } from "node:child_process";
+import { exec, execSync } from "node:child_process";
 import { createHash, X509Certificate } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -10,7 +10,8 @@ import { stringify } from "yaml";
 import { EVERYTHING } from "../support/everything.js";
 import { pinnedFetch, servedCertificate } from "../support/tls-client.js";
 import { freePort } from "../support/upstream.js";
-import { CLI, REPO } from "../support/vectors.js";
+import { REPO } from "../support/vectors.js";
+import { runCli } from "../support/cli.js";
 import { generateKeyPairSync } from "node:crypto";
 import { buildClaims, buildRaTlsCertificate, spkiOf } from "../../proxy/attest/build/ratls.js";
 import { connectionVerdict } from "../../proxy/client/verdict.js";
@@ -20,23 +21,6 @@ import type { TdxQuoteFields } from "../../proxy/evidence/verdict.js";
 import { renderConnectionVerdict } from "../../proxy/cli/verify.js";
 import { vector, vectorPath } from "../support/vectors.js";
 import { policyDoc, startDevServe, type Served } from "../client/harness.js";
-import { within } from "../support/wait.js";
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return within(
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d) => (stdout += d));
-      child.stderr.on("data", (d) => (stderr += d));
-      child.once("error", reject);
-      child.once("exit", (code) => resolve({ code, stdout, stderr }));
-    }),
-    30_000,
-    `attestable-mcp ${args.join(" ")}`,
-  );
-}
 
 describe("attestable-mcp verify", { timeout: 90_000 }, () => {
   let s: Served | undefined;
@@ -52,7 +36,7 @@ describe("attestable-mcp verify", { timeout: 90_000 }, () => {
   after(() => s?.close());
 
   it("exits 0 with a policy the server satisfies; the report names the binding and the freshness", async () => {
-    const r = await run(["verify", `${s!.base}/mcp`, "--policy", policyFile(policyDoc(s!))]);
+    const r = await runCli(["verify", `${s!.base}/mcp`, "--policy", policyFile(policyDoc(s!))]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /freshness\s+exporter: evidence bound to this TLS connection's exporter/);
     assert.match(r.stdout, /binding\s+ok: the quote binds this certificate's key/);
@@ -63,7 +47,7 @@ describe("attestable-mcp verify", { timeout: 90_000 }, () => {
 
   it("--json: inspect's verdict plus binding, freshness, policy and collateral", async () => {
     const file = policyFile(policyDoc(s!, { freshness: "nonce" }));
-    const r = await run(["verify", s!.base, "--policy", file, "--json"]);
+    const r = await runCli(["verify", s!.base, "--policy", file, "--json"]);
     assert.equal(r.code, 0, r.stderr);
     const v = JSON.parse(r.stdout) as Record<string, unknown> & { quote: { mrenclave: string }; binding: { ok: boolean }; freshness: { mode: string; ok: boolean }; checks: { check: string }[] };
     assert.equal(v.ok, true);
@@ -78,10 +62,10 @@ describe("attestable-mcp verify", { timeout: 90_000 }, () => {
   });
 
   it("exits 1 with a policy the server does not satisfy, naming the check", async () => {
-    const r = await run(["verify", s!.base, "--policy", policyFile(policyDoc(s!, { measurements: [{ mrenclave: "cd".repeat(32) }] }))]);
+    const r = await runCli(["verify", s!.base, "--policy", policyFile(policyDoc(s!, { measurements: [{ mrenclave: "cd".repeat(32) }] }))]);
     assert.equal(r.code, 1, r.stderr + r.stdout);
     assert.match(r.stdout, /Verdict: REJECTED at policy\.measurement: mrenclave [0-9a-f]{64}/);
-    const j = await run(["verify", s!.base, "--policy", policyFile(policyDoc(s!, { allowDebug: false })), "--json"]);
+    const j = await runCli(["verify", s!.base, "--policy", policyFile(policyDoc(s!, { allowDebug: false })), "--json"]);
     assert.equal(j.code, 1);
     assert.equal((JSON.parse(j.stdout) as { failed: { check: string } }).failed.check, "policy.debug");
   });
@@ -94,17 +78,17 @@ describe("attestable-mcp verify", { timeout: 90_000 }, () => {
     copyFileSync(s!.rootPath, join(root, ".attestable-mcp/dev/root.pem"));
     const file = join(root, "configs/policy.dev.yaml");
     copyFileSync(join(REPO, "configs/policy.dev.yaml"), file);
-    const first = await run(["verify", `${s!.base}/mcp`, "--policy", file]);
+    const first = await runCli(["verify", `${s!.base}/mcp`, "--policy", file]);
     assert.equal(first.code, 1, first.stderr);
     assert.match(first.stdout, new RegExp(`REJECTED at policy\\.measurement: mrenclave ${s!.mrenclave}`));
     writeFileSync(file, readFileSync(file, "utf8").replace(/mrenclave: "0{64}"/, `mrenclave: "${s!.mrenclave}"`));
-    const second = await run(["verify", `${s!.base}/mcp`, "--policy", file]);
+    const second = await runCli(["verify", `${s!.base}/mcp`, "--policy", file]);
     assert.equal(second.code, 0, second.stdout + second.stderr);
   });
 
   it("--save-cert FILE: the verified certificate as PEM when trusted, nothing when rejected or with --json unchanged", async () => {
     const saved = join(s!.dir, "saved.pem");
-    const r = await run(["verify", `${s!.base}/mcp`, "--policy", policyFile(policyDoc(s!)), "--save-cert", saved]);
+    const r = await runCli(["verify", `${s!.base}/mcp`, "--policy", policyFile(policyDoc(s!)), "--save-cert", saved]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /Verdict: TRUSTED/);
     assert.match(r.stderr, new RegExp(`saved the verified certificate \\(sha256 ${s!.running.identity.current.fingerprint}\\) to `));
@@ -122,19 +106,19 @@ describe("attestable-mcp verify", { timeout: 90_000 }, () => {
     }
 
     const json = join(s!.dir, "saved-json.pem");
-    const j = await run(["verify", s!.base, "--policy", policyFile(policyDoc(s!)), "--json", "--save-cert", json]);
+    const j = await runCli(["verify", s!.base, "--policy", policyFile(policyDoc(s!)), "--json", "--save-cert", json]);
     assert.equal(j.code, 0, j.stderr);
     assert.equal((JSON.parse(j.stdout) as { ok: boolean }).ok, true);
     assert.equal(readFileSync(json, "utf8"), pem);
 
     const rejected = join(s!.dir, "rejected.pem");
-    const no = await run(["verify", s!.base, "--policy", policyFile(policyDoc(s!, { measurements: [{ mrenclave: "cd".repeat(32) }] })), "--save-cert", rejected]);
+    const no = await runCli(["verify", s!.base, "--policy", policyFile(policyDoc(s!, { measurements: [{ mrenclave: "cd".repeat(32) }] })), "--save-cert", rejected]);
     assert.equal(no.code, 1, no.stderr + no.stdout);
     assert.equal(existsSync(rejected), false, "a rejected certificate is never saved");
     assert.doesNotMatch(no.stderr, /saved/);
 
     const unwritable = join(s!.dir, "no-such-dir", "cert.pem");
-    const bad = await run(["verify", s!.base, "--policy", policyFile(policyDoc(s!)), "--save-cert", unwritable]);
+    const bad = await runCli(["verify", s!.base, "--policy", policyFile(policyDoc(s!)), "--save-cert", unwritable]);
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /--save-cert .*cert\.pem: ENOENT/);
     assert.match(bad.stdout, /Verdict: TRUSTED/);
@@ -150,7 +134,7 @@ describe("attestable-mcp verify", { timeout: 90_000 }, () => {
   });
   it("docs/pinning.md's curl pin: the openssl hash of the saved certificate's key admits it, another does not", { skip: !tools && "needs openssl and curl" }, async () => {
     const saved = join(s!.dir, "pin.pem");
-    const r = await run(["verify", s!.base, "--policy", policyFile(policyDoc(s!)), "--save-cert", saved]);
+    const r = await runCli(["verify", s!.base, "--policy", policyFile(policyDoc(s!)), "--save-cert", saved]);
     assert.equal(r.code, 0, r.stderr);
     const sh = promisify(exec);
     const pin = (await sh(`openssl x509 -in '${saved}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | openssl enc -base64`)).stdout.trim();
@@ -184,21 +168,21 @@ describe("attestable-mcp verify", { timeout: 90_000 }, () => {
   });
 
   it("exits 2 for an unknown policy key (named), a missing --policy, and a connection refused", async () => {
-    const bad = await run(["verify", s!.base, "--policy", policyFile({ ...policyDoc(s!), allowDebugg: true })]);
+    const bad = await runCli(["verify", s!.base, "--policy", policyFile({ ...policyDoc(s!), allowDebugg: true })]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /POLICY_INVALID: .*policy-\d+\.yaml: allowDebugg: unknown key/);
     assert.equal(bad.stdout, "");
 
-    const none = await run(["verify", s!.base]);
+    const none = await runCli(["verify", s!.base]);
     assert.equal(none.code, 2);
     assert.match(none.stderr, /--policy FILE: there is no default trust/);
 
     const port = await freePort();
-    const refused = await run(["verify", `https://127.0.0.1:${port}/mcp`, "--policy", policyFile(policyDoc(s!))]);
+    const refused = await runCli(["verify", `https://127.0.0.1:${port}/mcp`, "--policy", policyFile(policyDoc(s!))]);
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /ECONNREFUSED/);
 
-    const plain = await run(["verify", `http://127.0.0.1:${port}/mcp`, "--policy", policyFile(policyDoc(s!))]);
+    const plain = await runCli(["verify", `http://127.0.0.1:${port}/mcp`, "--policy", policyFile(policyDoc(s!))]);
     assert.equal(plain.code, 2);
     assert.match(plain.stderr, /INSECURE_URL/);
   });

@@ -21,28 +21,13 @@ import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls/verify.js";
 import { EVERYTHING } from "../support/everything.js";
 import { servedCertificate } from "../support/tls-client.js";
 import { CLI, REPO } from "../support/vectors.js";
+import { runCli } from "../support/cli.js";
 import { eventually, tempDir, within } from "../support/wait.js";
 
 interface Td {
   mrtd: string;
   rtmr: string[];
   mrconfigid: string;
-}
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return within(
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d) => (stdout += d));
-      child.stderr.on("data", (d) => (stderr += d));
-      child.once("error", reject);
-      child.once("exit", (code) => resolve({ code, stdout, stderr }));
-    }),
-    30_000,
-    `attestable-mcp ${args.join(" ")}`,
-  );
 }
 
 const flip = (hex: string) => (hex[0] === "0" ? "1" : "0") + hex.slice(1);
@@ -108,10 +93,10 @@ describe("serve with attestation.dev.tee: tdx", { timeout: 120_000 }, () => {
   it("verify: the TDX policy (dev root, the served MRTD, RTMRs, MRCONFIGID) exits 0; a wrong MRTD, a wrong RTMR and a DEBUG TD without allowDebug each exit 1 naming the check", async () => {
     const pinned = policyFile({ rtmr0: td.rtmr[0], rtmr1: td.rtmr[1], rtmr2: td.rtmr[2], rtmr3: td.rtmr[3], mrconfigid: td.mrconfigid });
     const [full, mrtd, rtmr, debug] = await Promise.all([
-      run(["verify", `${base}/mcp`, "--policy", pinned]),
-      run(["verify", `${base}/mcp`, "--policy", policyFile({ mrtd: flip(td.mrtd) }), "--json"]),
-      run(["verify", `${base}/mcp`, "--policy", policyFile({ rtmr1: flip(td.rtmr[1]!) }), "--json"]),
-      run(["verify", `${base}/mcp`, "--policy", policyFile({}, { allowDebug: false }), "--json"]),
+      runCli(["verify", `${base}/mcp`, "--policy", pinned]),
+      runCli(["verify", `${base}/mcp`, "--policy", policyFile({ mrtd: flip(td.mrtd) }), "--json"]),
+      runCli(["verify", `${base}/mcp`, "--policy", policyFile({ rtmr1: flip(td.rtmr[1]!) }), "--json"]),
+      runCli(["verify", `${base}/mcp`, "--policy", policyFile({}, { allowDebug: false }), "--json"]),
     ]);
     assert.equal(full.code, 0, full.stdout + full.stderr);
     assert.match(full.stdout, /Verdict: TRUSTED/);
