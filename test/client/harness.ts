@@ -52,6 +52,17 @@ export function policyFor(s: Served, override: Record<string, unknown> = {}): Pr
   return buildPolicy(policyDoc(s, override), "(test policy)", s.dir, (p) => readFile(p, "utf8"));
 }
 
+/**
+ * The exporter policy that trusts a running dev serve on `port`: the MRENCLAVE read from the
+ * certificate it serves, the dev root at `dir`/dev/root.pem.
+ */
+export async function servedPolicy(port: number, rootPem: string, dir: string): Promise<Policy> {
+  const sv = await verifyRaTlsCertificate(await servedCertificate("127.0.0.1", port), { trustRoots: [rootPem] });
+  if (sv.quote?.teeType !== "SGX") throw new Error(`the served certificate carries no SGX quote: ${JSON.stringify(sv.failed)}`);
+  const doc = { trustRoots: ["dev/root.pem"], measurements: [{ mrenclave: sv.quote.mrenclave }], allowDebug: true, tcb: { require: false }, freshness: "exporter" };
+  return buildPolicy(doc, "(test)", dir, (p) => readFile(p, "utf8"));
+}
+
 export interface CountingUpstream extends Upstream {
   /** Every request the upstream received, as "METHOD path". */
   seen: string[];

@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import type { IncomingHttpHeaders } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -16,12 +15,12 @@ import { mintIdentity, type MintedIdentity } from "../../proxy/attest/identity.j
 import { attestedFetch, rejectionOf } from "../../proxy/client/connector.js";
 import { newKey } from "../../proxy/cli/new-key.js";
 import { loadConfig } from "../../proxy/server/config.js";
-import { buildPolicy, type Policy } from "../../proxy/evidence/policy.js";
+import type { Policy } from "../../proxy/evidence/policy.js";
 import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls/verify.js";
 import { startServer, type RunningServer } from "../../proxy/server/listener.js";
-import { servedCertificate } from "../support/tls-client.js";
 import { startUpstream, type Upstream } from "../support/upstream.js";
 import { tempDir } from "../support/wait.js";
+import { servedPolicy } from "./harness.js";
 
 /** serve (dev evidence, clientAttestation required, `extraYaml` added) before a recording HTTP upstream, and a client enclave identity. */
 interface Mutual {
@@ -61,14 +60,8 @@ async function startMutual(extraYaml = ""): Promise<Mutual> {
   );
   const serverProvider = await DevProvider.open({ dir: devDir, warn: () => {} });
   const running = await startServer(await loadConfig({ file }), serverProvider, pino({ level: "silent" }));
-  const sv = await verifyRaTlsCertificate(await servedCertificate("127.0.0.1", running.address.port), { trustRoots: [serverProvider.rootPem] });
-  assert.ok(sv.quote?.teeType === "SGX");
-  const policy = await buildPolicy(
-    { trustRoots: ["dev/root.pem"], measurements: [{ mrenclave: sv.quote.mrenclave }], allowDebug: true, tcb: { require: false }, freshness: "exporter" },
-    "(test)",
-    dir,
-    (p) => readFile(p, "utf8"),
-  );
+  const policy = await servedPolicy(running.address.port, serverProvider.rootPem, dir);
+
   return { running, upstream, seen, client, clientMrenclave, policy, base: `https://127.0.0.1:${running.address.port}`, dir };
 }
 

@@ -5,7 +5,6 @@
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
@@ -13,12 +12,10 @@ import { DevProvider } from "../../../../proxy/attest/dev/provider.js";
 import { mintIdentity } from "../../../../proxy/attest/identity.js";
 import { attestedFetch, type AttestedFetch } from "../../../../proxy/client/connector.js";
 import { loadConfig } from "../../../../proxy/server/config.js";
-import { buildPolicy } from "../../../../proxy/evidence/policy.js";
-import { verifyRaTlsCertificate } from "../../../../proxy/evidence/ratls/verify.js";
 import { startServer, type RunningServer } from "../../../../proxy/server/listener.js";
 import { SERVER_JS } from "../../../support/mcp2/spawn.js";
-import { servedCertificate } from "../../../support/tls-client.js";
 import { tempDir } from "../../../support/wait.js";
+import { servedPolicy } from "../../../client/harness.js";
 
 const HEADERS = { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" };
 
@@ -49,14 +46,8 @@ describe("stdio sessions belong to the attested client that opened them", { time
     const serverProvider = await DevProvider.open({ dir: devDir, warn: () => {} });
     running = await startServer(await loadConfig({ file }), serverProvider, pino({ level: "silent" }));
     base = `https://127.0.0.1:${running.address.port}`;
-    const sv = await verifyRaTlsCertificate(await servedCertificate("127.0.0.1", running.address.port), { trustRoots: [serverProvider.rootPem] });
-    assert.ok(sv.quote?.teeType === "SGX");
-    const policy = await buildPolicy(
-      { trustRoots: ["dev/root.pem"], measurements: [{ mrenclave: sv.quote.mrenclave }], allowDebug: true, tcb: { require: false }, freshness: "exporter" },
-      "(test)",
-      dir,
-      (p) => readFile(p, "utf8"),
-    );
+    const policy = await servedPolicy(running.address.port, serverProvider.rootPem, dir);
+
     alice = attestedFetch({ policy, clientIdentity: { keyPem: ids[0]!.keyPem, certPem: ids[0]!.certPem } });
     mallory = attestedFetch({ policy, clientIdentity: { keyPem: ids[1]!.keyPem, certPem: ids[1]!.certPem } });
   });
