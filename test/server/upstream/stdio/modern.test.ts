@@ -93,11 +93,11 @@ describe("the modern pool behind the relay", { timeout: 120_000, concurrency: tr
   it("a child that sends nothing while requests wait is replaced; they get an error", () =>
     scoped(async (defer) => {
       // The bound covers the child's start too: well above it, far below the quiet call.
-      const p = await startProxy(defer, { command: tagged("hang"), requestIdleMs: 3_000 });
+      const p = await startProxy(defer, { command: tagged("hang"), requestIdleMs: 6_000 });
       assert.match(textOf(await call(p, 1, "echo", { message: "up" })), /up/);
       const [pid] = mine("hang");
       const a = await call(p, 2, "quiet", { ms: 30_000 });
-      assert.match(errorOf(a)?.message ?? "", /sent nothing for 3000 ms/);
+      assert.match(errorOf(a)?.message ?? "", /sent nothing for 6000 ms/);
       await waitFor(() => !mine("hang").includes(pid!) && p.up.modern().children === 1, 10_000, "the replacement");
       assert.match(textOf(await call(p, 3, "echo", { message: "again" })), /again/);
     }));
