@@ -145,7 +145,33 @@ export interface FreshnessOutcome {
   result: FreshnessResult;
 }
 
+/** Byte equality of public data (a memcmp: certificates are ~10 KB, compared once per connection). */
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash("sha256").update(b).digest());
+
+/**
+ * The certificates a served PEM text holds ([] when it is not PEM). Every connection to one proxy
+ * is served the same text until it rotates, so the last few decodings are kept by the text
+ * itself: an equal string decodes to equal bytes, and the caller still compares those bytes with
+ * its own connection's certificate. Decoding ~13 KB of PEM per connection cost more CPU than
+ * the rest of the freshness checks together.
+ */
+const decodedPem = new Map<string, Uint8Array[]>();
+const MAX_DECODED_PEM = 8;
+function certificatesOf(pem: string): Uint8Array[] {
+  const hit = decodedPem.get(pem);
+  if (hit) return hit;
+  let blocks: Uint8Array[] = [];
+  try {
+    blocks = pemBlocks(pem);
+  } catch {
+    // not PEM: the caller reports it as a mismatch
+  }
+  if (decodedPem.size >= MAX_DECODED_PEM) decodedPem.delete(decodedPem.keys().next().value!);
+  decodedPem.set(pem, blocks);
+  return blocks;
+}
 
 /**
  * The identity fields a fresh quote (a) must share with the certificate's (b): everything a
@@ -190,13 +216,8 @@ export async function checkFreshEvidence(res: EvidenceResponse, exp: FreshnessEx
   const { quote, claims: claimsBytes } = doc.value;
   c.pass("freshness.response", `${exp.mode === "exporter" ? "POST" : "GET"} ${ATTESTATION_PATH}: ${res.body.length} bytes on this connection`);
 
-  let served: Uint8Array[] = [];
-  try {
-    served = pemBlocks(doc.value.certificate);
-  } catch {
-    // not PEM: reported below as a mismatch
-  }
-  if (served.length !== 1 || !equalBytes(served[0]!, exp.peerCertDer)) {
+  const served = certificatesOf(doc.value.certificate);
+  if (served.length !== 1 || !sameBytes(served[0]!, exp.peerCertDer)) {
     c.fail(
       "freshness.certificate",
       served.length === 1

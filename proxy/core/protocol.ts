@@ -63,13 +63,23 @@ export interface EvidenceDocument {
 }
 
 export function encodeEvidence(e: EvidenceDocument): string {
-  return JSON.stringify({
-    quote: Buffer.from(e.quote).toString("base64"),
-    claims: Buffer.from(e.claims).toString("base64"),
-    certificate: e.certificate,
-    proof: { index: e.proof.index, size: e.proof.size, path: e.proof.path.map((h) => Buffer.from(h).toString("hex")) },
-    dev: e.dev,
-  });
+  return evidenceHead(e) + evidenceTail(e.proof, e.dev);
+}
+
+/**
+ * The body up to the proof: the same for every answer of one batch on one certificate, so a
+ * server encodes it once per batch. evidenceHead(e) + evidenceTail(e.proof, e.dev) is the JSON
+ * of the whole document, members in the order above.
+ */
+export function evidenceHead(e: Pick<EvidenceDocument, "quote" | "claims" | "certificate">): string {
+  const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64");
+  return `{"quote":${JSON.stringify(b64(e.quote))},"claims":${JSON.stringify(b64(e.claims))},"certificate":${JSON.stringify(e.certificate)},"proof":`;
+}
+
+/** The rest of the body after evidenceHead: this request's own proof, and `dev`. */
+export function evidenceTail(proof: InclusionProof, dev: boolean): string {
+  const path = proof.path.map((h) => Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString("hex"));
+  return `${JSON.stringify({ index: proof.index, size: proof.size, path })},"dev":${dev === true}}`;
 }
 
 /** The proof read strictly: integer index and size, and a path of 32-byte hex hashes (at most 64 of them). */

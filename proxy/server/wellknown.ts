@@ -21,7 +21,7 @@ import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import type { AttestationProvider } from "../attest/provider.js";
 import { derToPem } from "../attest/build/x509.js";
-import { ATTESTATION_PATH, EXPORTER_BYTES, EXPORTER_LABEL, NONCE_PARAM, encodeEvidence } from "../core/protocol.js";
+import { ATTESTATION_PATH, EXPORTER_BYTES, EXPORTER_LABEL, NONCE_PARAM, evidenceHead, evidenceTail } from "../core/protocol.js";
 import { evidenceLeaf } from "../evidence/merkle.js";
 import { EvidenceBatcher } from "./evidence-batch.js";
 import { RateShares, clientOfAddress } from "./shares.js";
@@ -66,7 +66,21 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
     ...(opts.onQuote ? { onQuote: opts.onQuote } : {}),
   });
   const clientOf = opts.clientOf ?? ((req: IncomingMessage) => clientOfAddress(req.socket.remoteAddress));
-  const cache = new WeakMap<object, Map<string, string>>();
+  const cache = new WeakMap<object, Map<string, Buffer>>();
+  // Every answer names its connection's certificate, and all answers of one batch share their
+  // quote and claims: both are encoded once (per certificate, per batch), not once per answer.
+  let pemOf: { der: Buffer; pem: string } | null = null;
+  const pemFor = (der: Buffer): string => {
+    if (!pemOf || !der.equals(pemOf.der)) pemOf = { der, pem: derToPem(der) };
+    return pemOf.pem;
+  };
+  let headOf: { quote: Uint8Array; claims: Uint8Array; pem: string; head: Buffer } | null = null;
+  const headFor = (quote: Uint8Array, claims: Uint8Array, pem: string): Buffer => {
+    if (!headOf || headOf.quote !== quote || headOf.claims !== claims || headOf.pem !== pem) {
+      headOf = { quote, claims, pem, head: Buffer.from(evidenceHead({ quote, claims, certificate: pem })) };
+    }
+    return headOf.head;
+  };
 
   const answer = async (req: IncomingMessage, res: ServerResponse, nonce: Uint8Array, exporter: boolean): Promise<void> => {
     const socket = req.socket as TLSSocket;
@@ -79,13 +93,12 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
     const key = `${exporter ? "x" : "n"}:${Buffer.from(nonce).toString("hex")}`;
     const seen = cache.get(socket)?.get(key);
     if (seen) {
-      res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(seen) });
+      res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-store", "Content-Length": seen.length });
       res.end(seen);
       return;
     }
-    const certDer = new Uint8Array(raw);
     const exported = exporter ? new Uint8Array(socket.exportKeyingMaterial(EXPORTER_BYTES, EXPORTER_LABEL, Buffer.from(nonce))) : null;
-    const granted = await batcher.join(certDer, evidenceLeaf(nonce, exported), clientOf(req));
+    const granted = await batcher.join(raw, evidenceLeaf(nonce, exported), clientOf(req));
     if (!granted.ok) {
       opts.onRefused?.(granted.scope);
       const error = granted.full
@@ -97,14 +110,14 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
       return;
     }
     const { quote, claims, proof } = granted;
-    const body = encodeEvidence({ quote, claims, certificate: derToPem(certDer), proof, dev: opts.provider.dev });
+    const body = Buffer.concat([headFor(quote, claims, pemFor(raw)), Buffer.from(evidenceTail(proof, opts.provider.dev))]);
     let perSocket = cache.get(socket);
     if (!perSocket) cache.set(socket, (perSocket = new Map()));
     if (perSocket.size >= 16) perSocket.clear();
     perSocket.set(key, body);
     // A length, not chunks: the client connector reads this on the connection it then hands to
     // its HTTP client, and must consume exactly the response.
-    res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(body) });
+    res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-store", "Content-Length": body.length });
     res.end(body);
   };
 

@@ -13,6 +13,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import tls from "node:tls";
+import { Agent, fetch as undiciFetch } from "undici";
 import { attestedFetch } from "../../proxy/client/connector.js";
 import { loadPolicy } from "../../proxy/evidence/policy.js";
 import { loadConfig } from "../../proxy/server/config.js";
@@ -40,6 +41,13 @@ export interface AttestedResult {
   plainHandshakesPerSec: number;
   /** CPU ms per connection of serve and of this (client) process, attested and plain (null: unreadable). */
   cpuMsPerConnection: { serveAttested: number | null; servePlain: number | null; clientAttested: number; clientPlain: number };
+  /**
+   * Like-for-like beside the attested burst: the same clients, request and fetch (undici's, a
+   * connection each, closed after the answer) over plain TLS without any attestation. The
+   * attested figures minus these are what attestation itself costs; the target stays against
+   * bare handshakes, as the issue sets it.
+   */
+  plainRequest: { perSec: number; serveCpuMs: number | null; clientCpuMs: number; failures: number };
 }
 
 export interface AttestedOptions {
@@ -135,6 +143,32 @@ async function plainBurst(base: string, n: number, timeoutMs: number): Promise<n
   }
 }
 
+/** `n` plain-TLS clients at once, each one connection and one request through undici's fetch. */
+async function plainRequestBurst(base: string, n: number, timeoutMs: number): Promise<{ perSec: number; failures: number }> {
+  // A fresh connection per request, as the attested burst's `connection: close` makes them, and
+  // one TLS context for all, as the connector has (without it each connection builds its own).
+  const secureContext = tls.createSecureContext({});
+  const agent = new Agent({ connect: { rejectUnauthorized: false, timeout: timeoutMs, secureContext }, pipelining: 0 });
+  let failures = 0;
+  const t0 = performance.now();
+  try {
+    await Promise.all(
+      Array.from({ length: n }, async () => {
+        try {
+          const res = await undiciFetch(`${base}/1k`, { headers: { connection: "close" }, dispatcher: agent });
+          await res.arrayBuffer();
+          if (res.status !== 200) failures++;
+        } catch {
+          failures++;
+        }
+      }),
+    );
+    return { perSec: n / ((performance.now() - t0) / 1000), failures };
+  } finally {
+    await agent.close();
+  }
+}
+
 export async function measureAttested(children: Children, o: AttestedOptions): Promise<AttestedResult> {
   const serve = await startPacedServe(children, o);
   try {
@@ -189,6 +223,14 @@ export async function measureAttested(children: Children, o: AttestedOptions): P
       );
     }).finally(() => fetchAttested.close());
     const clientAttested = (clientCpu() - c0) / o.clients;
+    c0 = clientCpu();
+    const plainReq = await cpuDuring(serve.pid, () => plainRequestBurst(serve.base, o.clients, o.timeoutMs));
+    const plainRequest = {
+      perSec: plainReq.result.perSec,
+      serveCpuMs: plainReq.cpuS === null ? null : (plainReq.cpuS * 1000) / o.clients,
+      clientCpuMs: (clientCpu() - c0) / o.clients,
+      failures: plainReq.result.failures,
+    };
     const quotes1 = await counter(serve.metrics, "attestable_mcp_quotes_total", 'purpose="nonce"');
     const refused1 = await counter(serve.metrics, "attestable_mcp_share_refusals_total", 'resource="evidence"');
     const allVerifiedMs = verified === o.clients ? lastOk - t0 : null;
@@ -211,6 +253,7 @@ export async function measureAttested(children: Children, o: AttestedOptions): P
         clientAttested,
         clientPlain,
       },
+      plainRequest,
     };
   } finally {
     await serve.stop();

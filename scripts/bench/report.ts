@@ -200,6 +200,11 @@ export function buildRows(r: Results): Row[] {
     const c = a.cpuMsPerConnection;
     add("serve CPU ms per attested connection (plain TLS: per handshake)", { serve: c.serveAttested }, 3, { ratios: false, target: c.servePlain === null ? "" : `plain ${c.servePlain.toFixed(3)}` });
     add("client CPU ms per attested connection (plain TLS: per handshake)", { serve: c.clientAttested }, 3, { ratios: false, target: `plain ${c.clientPlain.toFixed(3)}` });
+    const q = a.plainRequest;
+    if (q) {
+      add("plain TLS connections/s with the same 1 KB request, no attestation (like-for-like)", { serve: q.perSec }, 0, { ratios: false, target: q.failures ? `${q.failures} failed` : "" });
+      add("serve / client CPU ms per plain connection with that request", { serve: q.serveCpuMs }, 3, { ratios: false, target: `client ${q.clientCpuMs.toFixed(3)}` });
+    }
   }
 
   const m = r.memory;
@@ -257,7 +262,7 @@ export function renderTable(rows: Row[], r: Results, m: Machine, date: Date): st
   if (r.attested) {
     const a = r.attested;
     out.push(
-      `Attested connections: ${a.verified} of ${a.clients} clients (attestedFetch, exporter freshness, one address, default shares) verified${a.allVerifiedMs === null ? "" : ` in ${a.allVerifiedMs.toFixed(0)} ms`}, ${a.attestedPerSec === null ? "—" : a.attestedPerSec.toFixed(0)} per second (${a.attestedPerSec === null ? "—" : (a.attestedPerSec / a.plainHandshakesPerSec).toFixed(2)}× plain TLS, ${a.plainRounds.map((x) => x.toFixed(0)).join(" / ")} handshakes/s); ${a.quotes ?? "?"} quotes, ${a.refusals ?? "?"} share refusals.`,
+      `Attested connections: ${a.verified} of ${a.clients} clients (attestedFetch, exporter freshness, one address, default shares) verified${a.allVerifiedMs === null ? "" : ` in ${a.allVerifiedMs.toFixed(0)} ms`}, ${a.attestedPerSec === null ? "—" : a.attestedPerSec.toFixed(0)} per second (${a.attestedPerSec === null ? "—" : (a.attestedPerSec / a.plainHandshakesPerSec).toFixed(2)}× plain TLS, ${a.plainRounds.map((x) => x.toFixed(0)).join(" / ")} handshakes/s; ${a.plainRequest ? `${(a.attestedPerSec === null ? 0 : a.attestedPerSec / a.plainRequest.perSec).toFixed(2)}× plain TLS with the same request, ${a.plainRequest.perSec.toFixed(0)}/s` : "no like-for-like figure"}); ${a.quotes ?? "?"} quotes, ${a.refusals ?? "?"} share refusals.`,
     );
   }
   if (r.tls.nginx || r.tls.serve) out.push(`TLS: nginx ${r.tls.nginx ?? "—"}, serve ${r.tls.serve ?? "—"}.`);

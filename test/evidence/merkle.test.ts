@@ -88,6 +88,14 @@ describe("batch Merkle tree (RFC 6962)", () => {
     assert.equal(hex(evidenceLeaf(nonce, exporter)), hex(h(Uint8Array.of(0), both)));
     assert.equal(hex(evidenceLeaf(nonce, null)), hex(h(Uint8Array.of(0), encodeCbor(new Map<CborValue, CborValue>([[CLAIM_NONCE, nonce]])))));
     assert.notEqual(hex(evidenceLeaf(nonce, null)), hex(evidenceLeaf(nonce, exporter)));
+    // Every nonce length a server accepts (1 to 64 bytes) across the CBOR head sizes.
+    for (const n of [1, 23, 24, 33, 64]) {
+      const x = new Uint8Array(n).fill(n);
+      const m = new Map<CborValue, CborValue>([[CLAIM_NONCE, x]]);
+      assert.equal(hex(evidenceLeaf(x, null)), hex(h(Uint8Array.of(0), encodeCbor(m))), `nonce of ${n} bytes`);
+      m.set(CLAIM_TLS_EXPORTER, exporter);
+      assert.equal(hex(evidenceLeaf(x, exporter)), hex(h(Uint8Array.of(0), encodeCbor(m))), `nonce of ${n} bytes with an exporter`);
+    }
   });
 
   it("trees are 1 to BATCH_MAX leaves", () => {

@@ -18,7 +18,7 @@ import { mintIdentity, type MintedIdentity } from "../../proxy/attest/identity.j
 import { paced } from "../../proxy/attest/paced.js";
 import type { AttestationProvider } from "../../proxy/attest/provider.js";
 import { checkFreshEvidence, freshInputs, requestEvidence } from "../../proxy/client/freshness.js";
-import { decodeEvidence } from "../../proxy/core/protocol.js";
+import { decodeEvidence, encodeEvidence } from "../../proxy/core/protocol.js";
 import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls/verify.js";
 import { type BatchAnswer, type BatchRefusal, EvidenceBatcher } from "../../proxy/server/evidence-batch.js";
 import { RateShares } from "../../proxy/server/shares.js";
@@ -146,6 +146,8 @@ describe("batched fresh evidence over TLS", { timeout: 30_000 }, () => {
       assert.ok(d.ok);
       return d.value;
     });
+    // Answers of one batch share their encoded head: each is still exactly its own whole document.
+    for (const [i, a] of answers.entries()) assert.equal(a.body.toString(), encodeEvidence(docs[i]!), `answer ${i}`);
     const byQuote = new Map<string, number[]>();
     for (const [i, d] of docs.entries()) {
       const k = Buffer.from(d.quote).toString("base64");
