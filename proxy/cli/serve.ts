@@ -7,18 +7,17 @@
 import { rename, rm, writeFile } from "node:fs/promises";
 import { join, resolve as absolute } from "node:path";
 import { pino, type Logger } from "pino";
-import { DevProvider } from "../attest/dev/provider.js";
-import { GramineProvider } from "../attest/gramine.js";
 import { PacedProvider, paced } from "../attest/paced.js";
-import { TdxProvider } from "../attest/tdx.js";
 import type { AttestationProvider } from "../attest/provider.js";
 import { loadConfig, type Config, type ConfigInputs } from "../server/config.js";
 import { isWorker, reportListening, runPrimary, workerId, workerStopRequested } from "../server/cluster.js";
 import { startServer } from "../server/listener.js";
 
+// Each provider is loaded only when the config names it: an enclave never carries the dev PKI.
 export async function openProvider(config: Config, log: Logger): Promise<AttestationProvider> {
-  if (config.attestation.provider === "gramine") return GramineProvider.open(config.attestation.gramineDir);
-  if (config.attestation.provider === "tdx") return TdxProvider.open(config.attestation.tdxDir);
+  if (config.attestation.provider === "gramine") return (await import("../attest/gramine.js")).GramineProvider.open(config.attestation.gramineDir);
+  if (config.attestation.provider === "tdx") return (await import("../attest/tdx.js")).TdxProvider.open(config.attestation.tdxDir);
+  const { DevProvider } = await import("../attest/dev/provider.js");
   return paced(await DevProvider.open({ dir: config.attestation.devDir, tee: config.attestation.devTee, warn: (m) => log.warn(m) }), config.attestation.devQuoteLatencyMs);
 }
 
@@ -52,6 +51,8 @@ function devPolicyYaml(rootPem: string, dev: Pick<DevFirstRun, "field" | "measur
  * printed. Rewritten at every start: any change to the compiled code changes the dev measurement.
  */
 async function devFirstRun(config: Config, opened: AttestationProvider, log: Logger): Promise<DevFirstRun | null> {
+  if (config.attestation.provider !== "dev") return null;
+  const { DevProvider } = await import("../attest/dev/provider.js");
   const provider = opened instanceof PacedProvider ? opened.inner : opened;
   if (!(provider instanceof DevProvider)) return null;
   const measured: Pick<DevFirstRun, "field" | "measurement"> = provider.td

@@ -13,7 +13,6 @@ import type { Logger } from "pino";
 import type { AttestationProvider } from "../attest/provider.js";
 import { Identity } from "../attest/identity.js";
 import { loadClientPolicy, type Config } from "./config.js";
-import { createClientGate } from "./client-attestation.js";
 import { createForwarder } from "./upstream/http/forward.js";
 import { createHealth, upstreamProbe } from "./health.js";
 import { createMetrics, requestAccounting, startMetricsServer, type Metrics } from "./metrics.js";
@@ -25,7 +24,6 @@ import { ConnectionShares, clientOfAddress } from "./shares.js";
 import { callerOf, principalOf } from "./principal.js";
 import { createBearerGuard } from "./auth/bearer.js";
 import { subjectOf, type Guard } from "./auth/guard.js";
-import { createOAuthGuard } from "./auth/oauth.js";
 import { createResourceMetadata } from "./auth/resource-metadata.js";
 import { AUTHENTICATED_SUBJECT_HEADER } from "../core/protocol.js";
 
@@ -63,7 +61,9 @@ export async function startServer(config: Config, provider: AttestationProvider,
   const gate =
     ca.mode === "off"
       ? null
-      : createClientGate({
+      : // Loaded only here: client appraisal brings the DCAP verifier and the collateral
+        // fetchers, about 10 MB resident that a server without client attestation never uses.
+        (await import("./client-attestation.js")).createClientGate({
           mode: ca.mode,
           // loadConfig has loaded it; a Config built by other means is vetted the same way here.
           policy: ca.policy ?? (await loadClientPolicy(ca.policyFile ?? "", ca.policySource)),
@@ -80,6 +80,8 @@ export async function startServer(config: Config, provider: AttestationProvider,
     guard = createBearerGuard(auth.keys, authLog, authFailed);
     log.info({ keys: auth.keys.length, keysFile: auth.keysFile }, "bearer keys loaded");
   } else if (auth.mode === "oauth") {
+    // Loaded only here: the JWT library is resident memory every other auth mode would carry.
+    const { createOAuthGuard } = await import("./auth/oauth.js");
     guard = createOAuthGuard(auth, authLog, authFailed);
     log.info({ issuer: auth.issuer, audience: auth.audience, scopes: auth.scopes }, "OAuth access tokens required");
   }

@@ -6,6 +6,7 @@
  * after a forced GC, before and after.
  *
  *   node dist/scripts/bench/tls-floor.js [tls|https] [connections, default 500]
+ *   TLS_FLOOR_OPTIONS='{"highWaterMark":1024}' adds server options (JSON) to the child's server.
  *
  * Needs openssl (the certificate: P-384, as serve's in the benchmark). Prints one line.
  */
@@ -26,7 +27,9 @@ interface Sample {
 }
 
 function child(kind: string, certFile: string, keyFile: string): void {
-  const opts = { cert: readFileSync(certFile), key: readFileSync(keyFile) };
+  // TLS_FLOOR_OPTIONS (JSON): extra server options, to see whether any shrinks a connection.
+  const extra = JSON.parse(process.env.TLS_FLOOR_OPTIONS ?? "{}") as tls.TlsOptions;
+  const opts = { ...extra, cert: readFileSync(certFile), key: readFileSync(keyFile) };
   const server =
     kind === "tls"
       ? tls.createServer(opts, (s) => s.on("data", () => {}))
