@@ -40,9 +40,20 @@ export function refuseRequest(res: ServerResponse, p: HeadProblem): void {
 }
 
 export function refuseUpgrade(socket: Duplex, p: HeadProblem): void {
-  const body = jsonRpcErrorBody(p.message);
-  socket.end(`HTTP/1.1 ${p.status} ${http.STATUS_CODES[p.status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  answerUpgrade(socket, p.status, p.message);
   setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+/**
+ * Answers an Upgrade request on its own socket, which Node's HTTP server has let go of, and ends
+ * it: a JSON-RPC error body saying why (`message`), as every refusal of the proxy has, or none.
+ */
+export function answerUpgrade(socket: Duplex, status: number, message: string | null, headers: Record<string, string> = {}): void {
+  const body = message === null ? "" : jsonRpcErrorBody(message);
+  const lines = Object.entries({ ...headers, ...(message === null ? {} : { "Content-Type": "application/json" }) })
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join("");
+  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n${lines}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 /**

@@ -27,6 +27,7 @@ import { collateralSource } from "../collateral/source.js";
 import { appraiseCertificate, type Appraisal, type CollateralSource } from "../evidence/appraise.js";
 import type { Policy } from "../evidence/policy.js";
 import { jsonRpcErrorBody } from "../core/jsonrpc.js";
+import { answerUpgrade } from "./admission.js";
 import { MRENCLAVE_HEADER, MRSIGNER_HEADER, MRTD_HEADER, RTMR_HEADER_PREFIX, VERDICT_HEADER } from "../core/protocol.js";
 
 export type ClientAttestationMode = "off" | "optional" | "required";
@@ -246,8 +247,7 @@ export function createClientGate(opts: ClientGateOptions): ClientGate {
       const decide = (v: ClientVerdict | null): void => {
         if (socket.destroyed) return;
         if (v !== null && !refused(v)) return next();
-        const body = jsonRpcErrorBody(v === null ? "client attestation unavailable for this connection" : refusalMessage(v));
-        socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+        answerUpgrade(socket, 403, v === null ? "client attestation unavailable for this connection" : refusalMessage(v));
         setTimeout(() => socket.destroy(), grace).unref();
       };
       if (!st) return decide(null);

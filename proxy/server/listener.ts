@@ -19,7 +19,7 @@ import { createMetrics, requestAccounting, startMetricsServer, type Metrics } fr
 import { accessLog, pathOf } from "./access-log.js";
 import type { Upstream } from "./upstream/upstream.js";
 import { ATTESTATION_PATH, createAttestationEndpoint } from "./wellknown.js";
-import { admitConnections, refuseRequest, refuseUpgrade, requestHeadProblem } from "./admission.js";
+import { admitConnections, answerUpgrade, refuseRequest, refuseUpgrade, requestHeadProblem } from "./admission.js";
 import { ConnectionShares, clientOfAddress } from "./shares.js";
 import { callerOf, principalOf } from "./principal.js";
 import { createBearerGuard } from "./auth/bearer.js";
@@ -227,7 +227,7 @@ export async function startServer(config: Config, provider: AttestationProvider,
       if (path !== ATTESTATION_PATH && path !== "/healthz" && !resourceMetadata?.serves(path)) {
         if (guard) guard.admitUpgrade(req, socket, () => upstream.upgrade(req, socket, head));
         else upstream.upgrade(req, socket, head);
-      } else socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      } else answerUpgrade(socket, 404, null);
     };
     if (gate) gate.holdUpgrade(req, socket, go);
     else go();

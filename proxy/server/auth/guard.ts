@@ -7,7 +7,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
-import { jsonRpcErrorBody, sendJsonRpcError } from "../../core/jsonrpc.js";
+import { sendJsonRpcError } from "../../core/jsonrpc.js";
+import { answerUpgrade } from "../admission.js";
 
 /** Who a request authenticated as: `subject` for logs and X-Authenticated-Subject, `principal` for sessions and shares. */
 export interface Caller {
@@ -60,8 +61,6 @@ export interface Guard {
   admit(req: IncomingMessage, res: ServerResponse, go: () => void): void;
   admitUpgrade(req: IncomingMessage, socket: Duplex, go: () => void): void;
 }
-
-const STATUS_TEXT = { 401: "Unauthorized", 403: "Forbidden", 503: "Service Unavailable" } as const;
 
 /** A 503 says when to come back: the keys are not retried sooner than that anyway. */
 const RETRY_AFTER_S = "10";
@@ -122,11 +121,7 @@ export function createGuard(check: (req: IncomingMessage) => Verdict | Promise<V
         socket.off("error", ignore);
         if (socket.destroyed) return;
         if (accept(req, v)) return go();
-        const body = jsonRpcErrorBody(v.message);
-        const headers = Object.entries(refusalHeaders(v))
-          .map(([k, value]) => `${k}: ${value}\r\n`)
-          .join("");
-        socket.end(`HTTP/1.1 ${v.status} ${STATUS_TEXT[v.status]}\r\n${headers}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+        answerUpgrade(socket, v.status, v.message, refusalHeaders(v));
       });
     },
   };

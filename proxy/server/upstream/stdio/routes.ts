@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { sendJsonRpcError } from "../../../core/jsonrpc.js";
+import { answerUpgrade } from "../../admission.js";
 import type { RequestGuard } from "./origin.js";
 
 export interface Endpoints {
@@ -44,5 +45,5 @@ export function routes(endpoints: Endpoints, log: Logger, guard?: RequestGuard):
 
 /** Refuses an Upgrade request on its socket. */
 export function refuseUpgrade(_req: IncomingMessage, socket: Duplex): void {
-  socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  answerUpgrade(socket, 404, null);
 }

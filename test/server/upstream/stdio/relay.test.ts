@@ -270,7 +270,7 @@ test("an Upgrade request is refused on its socket (no WebSocket on a stdio upstr
       c.on("error", reject);
       c.setTimeout(5_000, () => c.destroy(new Error("timeout")));
     });
-    assert.equal(reply, "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    assert.equal(reply, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     assert.equal(p.up.sessions(), 0);
     assert.throws(
       () => createStdioUpstream({ command: [], log: silent }),
