@@ -136,6 +136,23 @@ function modernCases(row: () => Row): void {
 }
 
 /** The bridge with raw stdin/stdout lines: for exact assertions on what the desktop client reads. */
+/** modernCases for a v2 client through `bridge --stdio` to `served`, pinned and auto-negotiating. */
+function bridgedModernCases(served: () => Served, cancelLog: string): void {
+  for (const mode of ["pin", "auto"] as Mode[]) {
+    describe(`v2 client, ${mode}`, () => {
+      let row: Row | undefined;
+      let close = async (): Promise<void> => {};
+      before(async () => {
+        const c = await within(connectStdio(bridgeParams(served()), { mode, timeoutMs: 30_000 }), 40_000, `connect (${mode}) through the bridge`);
+        row = { client: c.client, seen: c.seen, cancelLog };
+        close = c.close;
+      });
+      after(() => within(close(), 10_000, "close").catch(() => {}));
+      modernCases(() => row!);
+    });
+  }
+}
+
 function rawBridge(p: StdioParams): { send(m: object): void; answer(id: unknown): Promise<Record<string, unknown>>; stderr(): string; stop(): Promise<void> } {
   const child: ChildProcess = spawn(p.command, p.args ?? [], { stdio: ["pipe", "pipe", "pipe"], env: p.env });
   const lines: Record<string, unknown>[] = [];
@@ -188,19 +205,7 @@ describe("bridge --stdio → serve → v2 server over HTTP (--era dual)", { time
     await http?.stop();
   });
 
-  for (const mode of ["pin", "auto"] as Mode[]) {
-    describe(`v2 client, ${mode}`, () => {
-      let row: Row | undefined;
-      let close = async (): Promise<void> => {};
-      before(async () => {
-        const c = await within(connectStdio(bridgeParams(served!), { mode, timeoutMs: 30_000 }), 40_000, `connect (${mode}) through the bridge`);
-        row = { client: c.client, seen: c.seen, cancelLog };
-        close = c.close;
-      });
-      after(() => within(close(), 10_000, "close").catch(() => {}));
-      modernCases(() => row!);
-    });
-  }
+  bridgedModernCases(() => served!, cancelLog);
 
   it("the remote's JSON-RPC errors keep their code, message, data and id: -32020 (400), -32601 (404), -32602 (200)", async () => {
     const b = rawBridge(bridgeParams(served!));
@@ -292,17 +297,5 @@ describe("bridge --stdio → serve → v2 server as a stdio child (--era dual)",
     served = await startDevServe(`upstream: { command: ["${process.execPath}", "${SERVER_JS}", "--stdio", "--era", "dual"], env: { MCP2_CANCEL_LOG: "${cancelLog}" } }\n`);
   });
   after(() => served?.close());
-  for (const mode of ["pin", "auto"] as Mode[]) {
-    describe(`v2 client, ${mode}`, () => {
-      let row: Row | undefined;
-      let close = async (): Promise<void> => {};
-      before(async () => {
-        const c = await within(connectStdio(bridgeParams(served!), { mode, timeoutMs: 30_000 }), 40_000, `connect (${mode}) through the bridge`);
-        row = { client: c.client, seen: c.seen, cancelLog };
-        close = c.close;
-      });
-      after(() => within(close(), 10_000, "close").catch(() => {}));
-      modernCases(() => row!);
-    });
-  }
+  bridgedModernCases(() => served!, cancelLog);
 });
