@@ -36,6 +36,17 @@ const ignore = (): void => {};
 
 const pathOf = (req: IncomingMessage): string | undefined => (req.url ?? "/").split("?", 1)[0];
 
+/**
+ * A body declared at most this long is gathered before the request goes upstream, so that its
+ * head and body leave in one write: streamed, the head goes first and each chunk after it, one
+ * write and one upstream read each, which at one connection is most of what a small JSON-RPC call
+ * costs beyond a bare proxy. A stream's own buffer holds as much, so no more memory is held.
+ */
+export const GATHERED_BODY_MAX = 16 * 1024;
+
+/** How a request's body goes upstream: none, streamed chunk by chunk, or gathered into one buffer. */
+type BodyMode = "none" | "stream" | "gather";
+
 function declaredLength(req: IncomingMessage): number | undefined {
   const v = req.headers["content-length"];
   if (v === undefined) return undefined;
@@ -68,8 +79,9 @@ export function exchange(ctx: ExchangeContext, req: IncomingMessage, res: Server
     sendError(res, 500, "could not build the upstream request headers");
     return;
   }
-  const hasBody = req.headers["transfer-encoding"] !== undefined || (declared ?? 0) > 0;
-  new Exchange(ctx, req, res, t0, headers, hasBody).start();
+  const chunked = req.headers["transfer-encoding"] !== undefined;
+  const mode: BodyMode = !chunked && (declared ?? 0) === 0 ? "none" : !chunked && declared! <= GATHERED_BODY_MAX ? "gather" : "stream";
+  new Exchange(ctx, req, res, t0, headers, mode).start();
 }
 
 /**
@@ -93,6 +105,10 @@ class BodyStandIn extends Readable {
 class Exchange {
   readonly method: string;
   readonly body: BodyStandIn | null;
+  /** A gathered body's chunks until the client's body ends; then `payload` holds them as one. */
+  readonly gathered: Buffer[] | null;
+  payload: Buffer | null = null;
+  readonly hasBody: boolean;
   /** The upstream connection of the current attempt. */
   slot: Slot | undefined;
   /** Whether the current attempt went out on a connection that had already served a response. */
@@ -116,10 +132,12 @@ class Exchange {
     readonly res: ServerResponse,
     readonly t0: number,
     readonly headers: Headers,
-    readonly hasBody: boolean,
+    mode: BodyMode,
   ) {
     this.method = req.method ?? "GET";
-    this.body = hasBody ? new BodyStandIn(req) : null;
+    this.hasBody = mode !== "none";
+    this.body = mode === "stream" ? new BodyStandIn(req) : null;
+    this.gathered = mode === "gather" ? [] : null;
     this.idle = setTimeout(idleTimedOut, ctx.idleTimeoutMs, this);
     this.idle.unref();
   }
@@ -128,6 +146,16 @@ class Exchange {
     const { req, res, body } = this;
     this.ctx.open.add(this);
     res.once("close", () => this.closed());
+    if (this.gathered) {
+      req.on("data", (chunk: Buffer) => this.gatherChunk(chunk));
+      req.on("end", () => {
+        if (this.settled) return;
+        this.payload = Buffer.concat(this.gathered!);
+        this.dispatch();
+        if (!this.settled) this.startHeadersTimer();
+      });
+      return;
+    }
     this.dispatch();
     if (this.settled) return;
     if (body) {
@@ -149,7 +177,15 @@ class Exchange {
   /** One attempt on a connection from the pool. */
   dispatch(): void {
     const attempt = new Attempt(this, ++this.attempt, (this.slot = this.ctx.pool.take()));
-    attempt.slot.client.dispatch({ path: this.req.url ?? "/", method: this.method as Dispatcher.HttpMethod, headers: this.headers, body: this.body }, attempt);
+    attempt.slot.client.dispatch({ path: this.req.url ?? "/", method: this.method as Dispatcher.HttpMethod, headers: this.headers, body: this.body ?? this.payload }, attempt);
+  }
+
+  gatherChunk(chunk: Buffer): void {
+    if (this.settled) return;
+    this.idle.refresh();
+    this.bytesIn += chunk.length;
+    if (this.bytesIn > this.ctx.bodyLimit) return this.overLimit();
+    this.gathered!.push(chunk);
   }
 
   bodyChunk(chunk: Buffer): void {
