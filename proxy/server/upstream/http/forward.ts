@@ -5,8 +5,8 @@
  * than Node's `http` client, measured by `npm run bench`), one exchange each (exchange.ts);
  * WebSocket tunnels use `node:http` (upgrade.ts); the header rules of both are in headers.ts.
  *
- * Both directions are streamed chunk by chunk with backpressure, nothing is buffered or re-encoded:
- * SSE events reach the client as the upstream writes them (headers flushed at once, Nagle off).
+ * Both directions are streamed chunk by chunk with backpressure, nothing is re-encoded, and only a
+ * small declared request body is gathered (exchange.ts says why): SSE events reach the client as the upstream writes them (headers flushed at once, Nagle off).
  * Hop-by-hop headers are stripped both ways; `X-Forwarded-*` are set by us, never taken from the
  * client; client-sent `X-Attested-Client-*` are removed before the listener's own are added.
  */
