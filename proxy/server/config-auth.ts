@@ -5,7 +5,7 @@
  * tokens are in it (`attestable-mcp new-key`).
  */
 import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import { ConfigError } from "../core/errors.js";
 import { valueParsers } from "../core/schema.js";
 
@@ -91,8 +91,7 @@ function oauthOf(get: Get, src: Src): OAuthConfig {
   return { mode: "oauth", issuer, jwksUrl, audience, scopes: scopes as string[] };
 }
 
-/** `configFile`: the YAML file, when there is one; a keys file set there is relative to it. */
-export function authOf(get: Get, src: Src, configFile: string | null): AuthConfig {
+export function authOf(get: Get, src: Src): AuthConfig {
   const mode = oneOf("auth.mode", get("auth.mode"), src("auth.mode"), ["none", "bearer", "oauth"] as const);
   if (mode !== "oauth") {
     for (const key of OAUTH_KEYS) {
@@ -107,7 +106,8 @@ export function authOf(get: Get, src: Src, configFile: string | null): AuthConfi
   if (mode === "oauth") return oauthOf(get, src);
   if (raw === null) throw new ConfigError("auth.bearer.keysFile", source, "required when auth.mode is bearer: the file of key names and token hashes");
   const given = str("auth.bearer.keysFile", raw, source);
-  const keysFile = configFile !== null && source === configFile ? resolve(dirname(configFile), given) : resolve(given);
+  // Relative to the working directory, as every path of the config is.
+  const keysFile = resolve(given);
   let text: string;
   try {
     text = readFileSync(keysFile, "utf8");

@@ -303,7 +303,7 @@ export function buildConfig(raw: Raw, source: string): Config {
       ...connectionLimitsOf(keyGet, keySrc),
     },
     clientAttestation: clientAttestationOf(raw, get, src),
-    auth: authOf(keyGet, keySrc, source === "(no file)" ? null : source),
+    auth: authOf(keyGet, keySrc),
   };
 }
 

@@ -9,8 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, existsSync, readdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse as parseToml } from "smol-toml";
 import { parse, parseAllDocuments } from "yaml";
@@ -499,13 +499,17 @@ describe("configs/docker-compose.access.yaml (who may call, worked in docs/acces
   let access: Y;
   let proxy: Y;
   let served: Config;
+  let keysFile: string;
   before(async () => {
     access = parse(readFileSync(file, "utf8"));
     proxy = access.services?.proxy;
-    // The config as the container sees it: configs/access.yaml with a keys file beside it, made by new-key.
+    // The config as the container sees it: configs/access.yaml, its mount directory standing in
+    // for the container's /etc/attestable-mcp, with a keys file there made by new-key.
     const dir = tempDir("amcp-access-compose-");
-    copyFileSync(join(REPO, "configs/access.yaml"), join(dir, "serve.yaml"));
-    newKey("alice", join(dir, "keys.txt"));
+    const text = readFileSync(join(REPO, "configs/access.yaml"), "utf8");
+    keysFile = /keysFile: (\S+) \}/.exec(text)?.[1] ?? "";
+    writeFileSync(join(dir, "serve.yaml"), text.replace(keysFile, join(dir, basename(keysFile))));
+    newKey("alice", join(dir, basename(keysFile)));
     served = await loadConfig({ file: join(dir, "serve.yaml") });
   });
 
@@ -527,7 +531,9 @@ describe("configs/docker-compose.access.yaml (who may call, worked in docs/acces
     assert.equal(served.upstream.kind, "stdio");
     assert.equal(served.attestation.provider, "dev");
     const cfgTarget = proxy.entrypoint[4] as string;
-    const keys = volumes(proxy).find((v) => v.target === join(cfgTarget, "..", "keys.txt"));
+    assert.ok(isAbsolute(keysFile), `keysFile is absolute, as the container's working directory is not the config's: ${keysFile}`);
+    assert.equal(dirname(keysFile), dirname(cfgTarget), "the keys file sits beside the config");
+    const keys = volumes(proxy).find((v) => v.target === keysFile);
     assert.ok(keys?.readOnly, "the keys file is mounted read-only where keysFile points");
     assert.equal(resolve(REPO, "configs", keys.source), join(REPO, "configs/keys.txt"));
   });

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError, loadConfig } from "../../proxy/server/config.js";
 import { tempDir } from "../support/wait.js";
@@ -11,11 +11,12 @@ const dir = tempDir("amcp-config-auth-");
 const base = 'attestation: { provider: dev }\nupstream: { command: ["node", "s.js"] }\n';
 const hex = (t: string): string => createHash("sha256").update(t).digest("hex");
 let n = 0;
+/** A config (`keys.txt` in `yaml` stands for the keys file beside it, given relative to the working directory). */
 function setup(yaml: string, keys?: string): string {
   const d = join(dir, String(n++));
   mkdirSync(d);
   if (keys !== undefined) writeFileSync(join(d, "keys.txt"), keys);
-  writeFileSync(join(d, "c.yaml"), base + yaml);
+  writeFileSync(join(d, "c.yaml"), base + yaml.replace("keysFile: keys.txt", `keysFile: ${JSON.stringify(relative(process.cwd(), join(d, "keys.txt")))}`));
   return join(d, "c.yaml");
 }
 const refused = (file: string, source: RegExp, reason: RegExp) =>
@@ -29,7 +30,7 @@ const refused = (file: string, source: RegExp, reason: RegExp) =>
 const bearer = "auth: { mode: bearer, bearer: { keysFile: keys.txt } }\n";
 
 describe("config: auth", () => {
-  it("defaults to none; bearer reads the keys file relative to the config file, comments and blanks allowed", async () => {
+  it("defaults to none; bearer reads the keys file (relative to the working directory), comments and blanks allowed", async () => {
     assert.deepEqual((await loadConfig({ file: setup("") })).auth, { mode: "none" });
     const c = await loadConfig({ file: setup(bearer, `# ops\n\nalice ${hex("a")}\n  bob   ${hex("b").toUpperCase()}  \n`) });
     assert.equal(c.auth.mode, "bearer");
