@@ -41,11 +41,12 @@ Commands:
       reaches the remote unchanged, in the MCP revision the client speaks. --listen:
       plain Streamable HTTP on a loopback address (port 0 picks one; the address is printed on
       stderr). Every new connection to the remote is verified, so a changed certificate is checked
-      again. --bearer-file: a file holding a bearer token (never the token in argv), sent as
-      Authorization: Bearer on every request to the remote; without it, in --listen mode a local
-      client's own Authorization passes through. Exit 1 when the remote fails attestation (the failed check is named on stderr), 2 on
-      usage, an invalid policy (the key is named) or a remote unreachable at start, 0 when stdin
-      closes (--stdio) or after SIGINT / SIGTERM.
+      again. --bearer-file: a file holding one bearer token (never the token in argv), sent as
+      Authorization: Bearer on every request to the remote and re-read when the file changes;
+      in --listen mode it replaces the local client's own Authorization, which without it
+      passes through. Exit 1 when the remote fails attestation (the failed check is named on
+      stderr), 2 on usage, an unreadable --bearer-file, an invalid policy (the key is named) or
+      a remote unreachable at start, 0 when stdin closes (--stdio) or after SIGINT / SIGTERM.
 
 Options:
   -h, --help     this text

@@ -6,11 +6,12 @@
  * SDK clients.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { utimesSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { SdkErrorCode, SdkHttpError, StreamableHTTPClientTransport, UnauthorizedError, type OAuthClientProvider } from "@modelcontextprotocol/client";
+import { bearerFile, type BearerSource } from "../../proxy/client/bridge/bearer-file.js";
 import { startHttpBridge, type HttpBridge } from "../../proxy/client/bridge/listen.js";
 import { BridgeError } from "../../proxy/client/bridge/stdio.js";
 import { bridge } from "../../proxy/cli/bridge.js";
@@ -62,7 +63,7 @@ describe("bridge --listen: the Authorization the remote receives", { timeout: 60
     await up?.close();
   });
 
-  const withBridge = async (bearer: string | undefined, body: (port: number) => Promise<void>): Promise<string[]> => {
+  const withBridge = async (bearer: BearerSource | undefined, body: (port: number) => Promise<void>): Promise<string[]> => {
     const lines: string[] = [];
     const b: HttpBridge = await startHttpBridge({
       remote: new URL(`${served.base}/mcp`),
@@ -90,14 +91,43 @@ describe("bridge --listen: the Authorization the remote receives", { timeout: 60
 
   it("with --bearer-file, every request carries the file's token, in place of the local client's own (never alongside it)", async () => {
     seen.length = 0;
-    const lines = await withBridge(token, async (port) => {
-      assert.equal(await local(port, "POST", { "content-type": "application/json", authorization: "Bearer the-local-clients-own" }), 200);
-      assert.equal(await local(port, "GET", { Authorization: "Basic YTpi" }), 200);
-      assert.equal(await local(port, "DELETE", {}), 200);
-    });
+    const lines = await withBridge(
+      () => token,
+      async (port) => {
+        assert.equal(await local(port, "POST", { "content-type": "application/json", authorization: "Bearer the-local-clients-own" }), 200);
+        assert.equal(await local(port, "GET", { Authorization: "Basic YTpi" }), 200);
+        assert.equal(await local(port, "DELETE", {}), 200);
+      },
+    );
     assert.deepEqual(seen, [[`Bearer ${token}`], [`Bearer ${token}`], [`Bearer ${token}`]]);
     assert.ok(lines.length > 0);
     for (const l of lines) assert.ok(!l.includes(token), `the token in a bridge log line: ${l}`);
+  });
+
+  it("a renewed --bearer-file is sent from the next request on; a broken rewrite keeps the previous token and warns without it", async () => {
+    seen.length = 0;
+    const file = join(dir, "renewed.token");
+    let mtime = Date.now() / 1000 - 100;
+    // Each write gets a later mtime, as a renewal would, without waiting for the clock.
+    const write = (text: string): void => {
+      writeFileSync(file, text);
+      utimesSync(file, (mtime += 10), mtime);
+    };
+    write("first-token-a1\n");
+    const warnings: string[] = [];
+    const source = bearerFile(file, (l) => warnings.push(l), 0);
+    const lines = await withBridge(source, async (port) => {
+      assert.equal(await local(port, "GET", {}), 200);
+      write("second-token-b2\n");
+      assert.equal(await local(port, "GET", {}), 200);
+      write("not one token\n");
+      assert.equal(await local(port, "GET", {}), 200);
+      assert.equal(await local(port, "GET", {}), 200);
+    });
+    assert.deepEqual(seen, [["Bearer first-token-a1"], ["Bearer second-token-b2"], ["Bearer second-token-b2"], ["Bearer second-token-b2"]]);
+    assert.equal(warnings.length, 1, "one warning for the one broken change");
+    assert.match(warnings[0]!, /renewed\.token: expected one token \(printable, no spaces\); the previous token is still sent/);
+    for (const l of [...warnings, ...lines]) assert.ok(!/token-[ab][12]|not one token/.test(l), `a token in a log line: ${l}`);
   });
 });
 

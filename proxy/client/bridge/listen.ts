@@ -252,7 +252,7 @@ export async function startHttpBridge(o: HttpBridgeOptions): Promise<HttpBridge>
           path: req.url ?? "/",
           method: method as Dispatcher.HttpMethod,
           // --bearer-file replaces the local client's Authorization; without it, the client's passes through.
-          headers: o.bearer === undefined ? requestHeaders(req.headers) : { ...requestHeaders(req.headers), authorization: `Bearer ${o.bearer}` },
+          headers: o.bearer === undefined ? requestHeaders(req.headers) : { ...requestHeaders(req.headers), authorization: `Bearer ${o.bearer()}` },
           body: hasBody ? req : null,
           // No deadline of the bridge's own: a 2026-07-28 answer's head comes with its result, and an
           // MCP stream may be silent for long; either side ends it, and the remote bounds idleness.

@@ -12,6 +12,7 @@ import { BridgeError } from "../../core/errors.js";
 import { isLoopback } from "../../core/schema.js";
 import type { Policy } from "../../evidence/policy.js";
 import { attestedFetch, rejectionOf, verifyRemote, type ConnectionVerdict } from "../connector.js";
+import type { BearerSource } from "./bearer-file.js";
 import { LineSplitter } from "./frames.js";
 import { errorText, type Fetch, HttpRelay } from "./relay.js";
 
@@ -27,8 +28,8 @@ export interface BridgeCommon {
   log: Log;
   /** Bound for the first connection (verifyRemote) and each later one. */
   connectTimeoutMs?: number;
-  /** --bearer-file's token: sent as Authorization on every request to the remote. */
-  bearer?: string | undefined;
+  /** --bearer-file's token source: its token is sent as Authorization on every request to the remote. */
+  bearer?: BearerSource | undefined;
 }
 
 const CLOSE_BOUND_MS = 3000;
@@ -225,10 +226,10 @@ export async function runStdioBridge(o: StdioBridgeOptions): Promise<number> {
 }
 
 /** Every request through `fetch` carries the token; whatever Authorization it had is replaced. */
-function withBearer(fetch: Fetch, token: string): Fetch {
+function withBearer(fetch: Fetch, token: BearerSource): Fetch {
   return (input, init = {}) => {
     const headers = new Headers(init.headers);
-    headers.set("authorization", `Bearer ${token}`);
+    headers.set("authorization", `Bearer ${token()}`);
     return fetch(input, { ...init, headers });
   };
 }
