@@ -12,6 +12,7 @@ import type { Client } from "@modelcontextprotocol/client";
 import { startHttpBridge, type HttpBridge } from "../../proxy/client/bridge/listen.js";
 import type { Policy } from "../../proxy/evidence/policy.js";
 import { ELICIT_ANSWER, MODERN, SAMPLE_PREFIX, eraOf, negotiatedVersion, type Seen } from "../support/mcp2/client.js";
+import { notificationsAfterTouch } from "../support/mcp2/listen.js";
 import { startHttpServer, waitFor, within, type HttpServer } from "../support/mcp2/spawn.js";
 import { tempDir } from "../support/wait.js";
 import { policyFor, startDevServe, type Served } from "./harness.js";
@@ -121,18 +122,7 @@ export function v2ClientChecks(client: () => { client: Client; seen: Seen }, can
   });
 
   it("subscriptions/listen delivers tools/list_changed and resources/updated after touch", async () => {
-    const c = client().client;
-    const got: Array<{ method: string; params?: Record<string, unknown> }> = [];
-    c.setNotificationHandler("notifications/tools/list_changed", (n) => void got.push(n as never));
-    c.setNotificationHandler("notifications/resources/updated", (n) => void got.push(n as never));
-    const sub = await within(c.listen({ toolsListChanged: true, resourceSubscriptions: ["mcp2://hello"] }), 15_000, "listen ack");
-    try {
-      await within(c.callTool({ name: "touch", arguments: {} }), 15_000, "touch");
-      await waitFor(() => got.some((n) => n.method === "notifications/tools/list_changed") && got.some((n) => n.method === "notifications/resources/updated"), 10_000, "both notifications");
-      for (const n of got) assert.ok((n.params?._meta as Record<string, unknown> | undefined)?.["io.modelcontextprotocol/subscriptionId"] !== undefined, JSON.stringify(n));
-    } finally {
-      await within(sub.close(), 10_000, "subscription close");
-    }
+    await notificationsAfterTouch(client().client, 15_000);
   });
 
   it("cancelling a call (AbortSignal) reaches the server", async () => {

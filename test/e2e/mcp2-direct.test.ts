@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { SdkError, SdkErrorCode, type Client } from "@modelcontextprotocol/client";
 import { connectHttp, connectStdio, connectV1Http, connectV1Stdio, negotiatedVersion, eraOf, ELICIT_ANSWER, SAMPLE_PREFIX, MODERN, type Seen, type Mode } from "../support/mcp2/client.js";
+import { notificationsAfterTouch } from "../support/mcp2/listen.js";
 import { startHttpServer, stdioServer, within, waitFor, SERVER_JS, type HttpServer } from "../support/mcp2/spawn.js";
 import { tempDir } from "../support/wait.js";
 
@@ -119,31 +120,13 @@ for (const transport of ["stdio", "http"] as Transport[]) {
       });
 
       it("subscriptions/listen delivers tools/list_changed and resources/updated after touch", async () => {
-        const got: Array<{ method: string; params?: Record<string, unknown> }> = [];
-        client.setNotificationHandler("notifications/tools/list_changed", (n) => void got.push(n as never));
-        client.setNotificationHandler("notifications/resources/updated", (n) => void got.push(n as never));
-        const sub = await within(client.listen({ toolsListChanged: true, resourceSubscriptions: ["mcp2://hello"] }), 10_000, "listen ack");
-        try {
-          assert.deepEqual(sub.honoredFilter, { toolsListChanged: true, resourceSubscriptions: ["mcp2://hello"] });
-          await within(client.callTool({ name: "touch", arguments: {} }), 10_000, "touch");
-          await waitFor(
-            () => got.some((n) => n.method === "notifications/tools/list_changed") && got.some((n) => n.method === "notifications/resources/updated"),
-            5_000,
-            "list_changed and resources/updated",
-          );
-          for (const n of got) {
-            const meta = n.params?._meta as Record<string, unknown> | undefined;
-            assert.ok(meta?.["io.modelcontextprotocol/subscriptionId"] !== undefined, `tagged with the subscription id: ${JSON.stringify(n)}`);
-          }
-          assert.equal((got.find((n) => n.method === "notifications/resources/updated")?.params as { uri?: string } | undefined)?.uri, "mcp2://hello");
-          const tools = await within(client.listTools(undefined, { cacheMode: "refresh" }), 10_000, "tools/list");
-          assert.ok(
-            tools.tools.some((t) => t.name === "touched"),
-            "the tool list changed",
-          );
-        } finally {
-          await within(sub.close(), 5_000, "subscription close");
-        }
+        const { got, sub } = await notificationsAfterTouch(client, 10_000);
+        assert.equal((got.find((n) => n.method === "notifications/resources/updated")?.params as { uri?: string } | undefined)?.uri, "mcp2://hello");
+        const tools = await within(client.listTools(undefined, { cacheMode: "refresh" }), 10_000, "tools/list");
+        assert.ok(
+          tools.tools.some((t) => t.name === "touched"),
+          "the tool list changed",
+        );
         assert.equal(await within(sub.closed, 5_000, "closed"), "local");
       });
 
