@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { Client } from "@modelcontextprotocol/client";
 import { connectHttp, connectV1Http, ELICIT_ANSWER, eraOf, MODERN, negotiatedVersion, type Mode } from "../support/mcp2/client.js";
-import { notificationsAfterTouch } from "../support/mcp2/listen.js";
+import { notificationsAfterTouch } from "../support/mcp2/checks.js";
 import { cancelLines, cancelLogFile, ENVELOPE, messagesOf, modernCall, serveMcp2, type Served } from "../support/mcp2/serve.js";
 import { waitFor, within } from "../support/wait.js";
 
