@@ -13,11 +13,10 @@
  * Loaded from undici's index, not from the two files used (which idles about 6 MB smaller): with
  * only those two loaded the forwarder spends more CPU per request. Measured with both builds serving
  * at once under identical wrk loads (-t2 -c32 -d6s, 1 KB, CPU from /proc/PID/stat), the two-file
- * build cost more in all 10 rounds (median +19 %, +3 % to +55 %), and the same two files followed
- * by a require of the index were as cheap as the index, so the cost comes from what the index
- * loads besides them, not from how the Client is imported; neither the request API it adds to the
- * Dispatcher prototype nor the global dispatcher it creates accounts for it alone. Per-request CPU
- * is the scarcer of the two here, so the index stays until that cause is known.
+ * build cost more in all 10 rounds (median +21 %, +3 % to +104 %); the same two files followed by
+ * a require of the index cost what the index does, so the cost comes from something else the index
+ * loads, not from how the Client is imported. Which part, and why, is not known (the bisection is
+ * in docs/performance.md); per-request CPU is the scarcer of the two here, so the index stays.
  */
 import { Client, buildConnector } from "undici";
 
