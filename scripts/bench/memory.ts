@@ -31,7 +31,11 @@ import { round, selfCheckWhenMain } from "./stats.js";
 import { sleep } from "../../test/support/wait.js";
 
 export interface MemoryFigures {
+  /** 1 s after the measurement starts (the target's figure). */
   idleRssMb: number;
+  /** After `idleLongMs` idle, when asked: V8's memory reducer has run by then (null: not measured). */
+  idleLongRssMb: number | null;
+  idleLongMs: number | null;
   rssWithStreamsMb: number;
   perStreamKb: number;
   /** Streams that had their headers and were still open when RSS was read (≤ `streams`). */
@@ -75,16 +79,20 @@ function openFdCount(): number {
 }
 
 /**
- * Idle RSS of `pid` after a 1 s settle; then `streams` concurrent SSE streams
- * to `sseUrl` over one keep-alive agent (a socket per stream), opened in
- * batches of 100 until all have headers or `timeoutMs` has passed; after a 2 s
- * settle, RSS again. perStreamKb = (with − idle) / streams still open. Every
+ * Idle RSS of `pid` after a 1 s settle, and with `idleLongMs` again once that
+ * long has passed since the start (a process that allocates nothing while idle
+ * gives memory back only when V8's memory reducer runs, some seconds after its
+ * last GC); then `streams` concurrent SSE streams to `sseUrl` over one
+ * keep-alive agent (a socket per stream), opened in batches of 100 until all
+ * have headers or `timeoutMs` has passed; after a 2 s settle, RSS again.
+ * perStreamKb = (with − the last idle figure) / streams still open. Every
  * stream and the agent are destroyed before returning (also on error). If
  * fewer streams opened than asked, `streamsOpened` says how many and stderr
  * says why.
  */
-export async function measureMemory(opts: { pid: number; sseUrl: string; streams: number; timeoutMs: number }): Promise<MemoryFigures> {
-  const { pid, sseUrl, streams, timeoutMs } = opts;
+export async function measureMemory(opts: { pid: number; sseUrl: string; streams: number; timeoutMs: number; idleLongMs?: number }): Promise<MemoryFigures> {
+  const { pid, sseUrl, streams, timeoutMs, idleLongMs } = opts;
+  if (idleLongMs !== undefined && !(idleLongMs > IDLE_SETTLE_MS)) throw new RangeError(`idleLongMs must exceed ${IDLE_SETTLE_MS}: ${idleLongMs}`);
   if (!Number.isInteger(pid) || pid <= 0) throw new RangeError(`bad pid: ${pid}`);
   if (pid === process.pid) throw new Error("measureMemory: the measured pid must not be the client's own process");
   if (!Number.isInteger(streams) || streams < 1) throw new RangeError(`streams must be a positive integer: ${streams}`);
@@ -105,7 +113,13 @@ export async function measureMemory(opts: { pid: number; sseUrl: string; streams
   }
 
   await sleep(IDLE_SETTLE_MS);
-  const idleKb = readRssKb(pid);
+  const idle1sKb = readRssKb(pid);
+  let idleLongKb: number | null = null;
+  if (idleLongMs !== undefined) {
+    await sleep(idleLongMs - IDLE_SETTLE_MS);
+    idleLongKb = readRssKb(pid);
+  }
+  const idleKb = idleLongKb ?? idle1sKb;
 
   const agent = url.protocol === "https:" ? new https.Agent({ keepAlive: true, maxSockets: Infinity, rejectUnauthorized: false }) : new http.Agent({ keepAlive: true, maxSockets: Infinity });
   const requests: http.ClientRequest[] = [];
@@ -186,7 +200,9 @@ export async function measureMemory(opts: { pid: number; sseUrl: string; streams
       process.stderr.write(`memory: ${opened} of ${streams} streams open when measured${why ? ` (${why})` : ""}\n`);
     }
     return {
-      idleRssMb: round(idleKb / 1024, 2),
+      idleRssMb: round(idle1sKb / 1024, 2),
+      idleLongRssMb: idleLongKb === null ? null : round(idleLongKb / 1024, 2),
+      idleLongMs: idleLongKb === null ? null : (idleLongMs ?? null),
       rssWithStreamsMb: round(withKb / 1024, 2),
       perStreamKb: opened > 0 ? round((withKb - idleKb) / opened, 2) : Number.NaN,
       streamsOpened: opened,

@@ -213,6 +213,8 @@ export function buildRows(r: Results): Row[] {
     target: "≤ 60 MB",
     result: verdict(finite(m.serve?.idleRssMb) ? m.serve.idleRssMb <= 60 : null),
   });
+  const longS = (m.serve?.idleLongMs ?? m.nginx?.idleLongMs ?? null) === null ? null : Math.round((m.serve?.idleLongMs ?? m.nginx?.idleLongMs ?? 0) / 1000);
+  if (longS !== null) add(`idle RSS after ${longS} s idle, MB (same process)`, { nginx: m.nginx?.idleLongRssMb, serve: m.serve?.idleLongRssMb }, 1, { ratios: false });
   const streams = m.serve?.streamsOpened ?? m.nginx?.streamsOpened;
   add(`RSS with ${streams ?? "N"} idle SSE streams, MB`, { nginx: m.nginx?.rssWithStreamsMb, serve: m.serve?.rssWithStreamsMb }, 1, { ratios: false });
   add("RSS per idle SSE stream, KB", { nginx: m.nginx?.perStreamKb, serve: m.serve?.perStreamKb }, 1, {

@@ -7,7 +7,7 @@
  * memory, times quote verification, prints one table and writes it with the raw figures to
  * bench/results/<ISO timestamp>.json. `--quick` shortens every phase (a smoke run, under a minute).
  * `--only attested` runs the "attested connections" phase alone (scripts/bench/attested.ts: no
- * nginx or wrk needed).
+ * nginx or wrk needed); `--only memory` the memory phase alone (serve, and nginx when installed).
  *
  * Every phase is bounded in count and time, a watchdog bounds the whole run, and every process
  * started here is stopped at the end: in `finally`, on SIGINT / SIGTERM / SIGHUP, and (SIGKILL,
@@ -33,17 +33,17 @@ const quick = process.argv.includes("--quick");
 const onlyAt = process.argv.indexOf("--only");
 const only = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined;
 const unknown = process.argv.slice(2).filter((a, i, all) => a !== "--quick" && !(a === "--only" || all[i - 1] === "--only"));
-if (unknown.length > 0 || (onlyAt > 0 && only !== "attested")) {
-  process.stderr.write(
-    `usage: node dist/scripts/bench/run.js [--quick] [--only attested]   (unknown: ${[...unknown, ...(onlyAt > 0 && only !== "attested" ? [`--only ${only ?? ""}`] : [])].join(" ")})\n`,
-  );
+const PHASES = ["attested", "memory"];
+const badOnly = onlyAt > 0 && !PHASES.includes(only ?? "");
+if (unknown.length > 0 || badOnly) {
+  process.stderr.write(`usage: node dist/scripts/bench/run.js [--quick] [--only attested|memory]   (unknown: ${[...unknown, ...(badOnly ? [`--only ${only ?? ""}`] : [])].join(" ")})\n`);
   process.exit(2);
 }
 
 /** Every length and count of the run; `--quick` scales them down. */
 const P = quick
   ? {
-      limitS: 80,
+      limitS: 115,
       warmupS: 1,
       keepAliveS: 2,
       handshakeS: 2,
@@ -54,7 +54,7 @@ const P = quick
       attested: { clients: 100, plainRounds: 1 },
     }
   : {
-      limitS: 330,
+      limitS: 365,
       warmupS: 3,
       keepAliveS: 10,
       handshakeS: 8,
@@ -64,6 +64,8 @@ const P = quick
       verify: { iterations: 300, budgetMs: 1500, timeoutMs: 90_000 },
       attested: { clients: 500, plainRounds: 3 },
     };
+/** serve's idle RSS is read again this long after its start: V8's memory reducer has run by then. */
+const IDLE_LONG_MS = 30_000;
 const CONNECTIONS = 32;
 const THREADS = 2;
 
@@ -179,12 +181,36 @@ async function main(): Promise<number> {
         `  ${a.verified}/${a.clients} verified in ${a.allVerifiedMs?.toFixed(0) ?? "—"} ms: ${a.attestedPerSec?.toFixed(0) ?? "—"} attested conn/s, ${a.quotes ?? "?"} quotes, ${a.refusals ?? "?"} refusals; plain TLS ${a.plainHandshakesPerSec.toFixed(0)} handshakes/s`,
       );
     });
+  // Mutated by phases (memory restarts both): a holder, so no narrowing goes stale.
+  const at: { nginx: Nginx | null; serve: Serve | null; certs: Record<KeyType, { cert: string; key: string }> | null } = { nginx: null, serve: null, certs: null };
+  // Memory on fresh processes, so that "idle" means idle rather than "after the load phases".
+  const memoryPhase = (): Promise<void> =>
+    phase("memory", async () => {
+      if (at.serve) await children.stop(at.serve.proc);
+      at.serve = null;
+      const fresh = await startServe(children, CLI, join(tmp, "serve"), upstream.port, "P-384");
+      at.serve = fresh;
+      const s = await measureMemory({ pid: fresh.proc.pid, sseUrl: `${fresh.base}/sse?idle`, streams: P.memory.streams, timeoutMs: P.memory.timeoutMs, idleLongMs: IDLE_LONG_MS });
+      results.memory.serve = s;
+      log(`  serve: idle ${s.idleRssMb} MB, ${s.idleLongRssMb} MB after ${IDLE_LONG_MS / 1000} s, ${s.perStreamKb} KB per stream`);
+      if (nginxBin && at.certs) {
+        if (at.nginx) await children.stop(at.nginx.proc);
+        at.nginx = null;
+        const n = await startNginx(children, nginxBin, join(tmp, "nginx"), upstream.port, at.certs);
+        at.nginx = n;
+        results.memory.nginx = await measureMemory({ pid: n.workerPid, sseUrl: `https://${LOOPBACK}:${n.ports["P-384"]}/sse?idle`, streams: P.memory.streams, timeoutMs: P.memory.timeoutMs });
+        log(`  nginx worker: idle ${results.memory.nginx.idleRssMb} MB, ${results.memory.nginx.perStreamKb} KB per stream`);
+      }
+    });
   if (only === "attested") {
     await attestedPhase();
     return finish();
   }
-  // Mutated by phases (memory restarts both): a holder, so no narrowing goes stale.
-  const at: { nginx: Nginx | null; serve: Serve | null; certs: Record<KeyType, { cert: string; key: string }> | null } = { nginx: null, serve: null, certs: null };
+  if (only === "memory") {
+    if (nginxBin && openssl) at.certs = { "P-384": makeCertificate(openssl, tmp, "P-384"), "P-256": makeCertificate(openssl, tmp, "P-256") };
+    await memoryPhase();
+    return finish();
+  }
   if (nginxBin && openssl) {
     await phase("nginx start", async () => {
       at.certs = { "P-384": makeCertificate(openssl, tmp, "P-384"), "P-256": makeCertificate(openssl, tmp, "P-256") };
@@ -294,23 +320,7 @@ async function main(): Promise<number> {
     }
   }
 
-  // Memory on fresh processes, so that "idle" means idle rather than "after the load phases".
-  await phase("memory", async () => {
-    if (at.serve) await children.stop(at.serve.proc);
-    at.serve = null;
-    const fresh = await startServe(children, CLI, join(tmp, "serve"), upstream.port, "P-384");
-    at.serve = fresh;
-    results.memory.serve = await measureMemory({ pid: fresh.proc.pid, sseUrl: `${fresh.base}/sse?idle`, streams: P.memory.streams, timeoutMs: P.memory.timeoutMs });
-    log(`  serve: idle ${results.memory.serve.idleRssMb} MB, ${results.memory.serve.perStreamKb} KB per stream`);
-    if (at.nginx && nginxBin && at.certs) {
-      await children.stop(at.nginx.proc);
-      at.nginx = null;
-      const n = await startNginx(children, nginxBin, join(tmp, "nginx"), upstream.port, at.certs);
-      at.nginx = n;
-      results.memory.nginx = await measureMemory({ pid: n.workerPid, sseUrl: `https://${LOOPBACK}:${n.ports["P-384"]}/sse?idle`, streams: P.memory.streams, timeoutMs: P.memory.timeoutMs });
-      log(`  nginx worker: idle ${results.memory.nginx.idleRssMb} MB, ${results.memory.nginx.perStreamKb} KB per stream`);
-    }
-  });
+  await memoryPhase();
 
   await phase("quote verification", async () => {
     results.verify = await measureVerify(children, VERIFY, P.verify);

@@ -10,9 +10,13 @@
  * body; the idle timeout is refreshed by bytes in either direction, so a busy stream is never cut).
  * undici sets noDelay on every socket it opens.
  *
- * Loaded from undici's index, not from the two files used (which would idle about 7 MB smaller):
- * measured side by side under wrk (scripts/bench), the forwarder then spent ~10 % more CPU per
- * request, and per-request CPU is the scarcer of the two here.
+ * Loaded from undici's index, not from the two files used (which idles about 6 MB smaller): with
+ * only those two loaded the forwarder spends more CPU per request. Measured with both builds serving
+ * at once under identical wrk loads (-t2 -c32 -d6s, 1 KB, CPU from /proc/PID/stat), the two-file
+ * build cost more in all 10 rounds (median +21 %, +3 % to +104 %); the same two files followed by
+ * a require of the index cost what the index does, so the cost comes from something else the index
+ * loads, not from how the Client is imported. Which part, and why, is not known (the bisection is
+ * in docs/performance.md); per-request CPU is the scarcer of the two here, so the index stays.
  */
 import { Client, buildConnector } from "undici";
 
