@@ -3,7 +3,6 @@
 import { parseArgs } from "node:util";
 import { AttestationError } from "../attest/provider.js";
 import { AttestableMcpError } from "../core/errors.js";
-import { holdYoungGeneration } from "./young-generation.js";
 // Each command loads its own modules (below, on dispatch): `serve` inside the enclave should
 // not carry the client side's MCP SDK client and undici in memory, nor the other way round.
 
@@ -111,10 +110,8 @@ async function runServe(argv: string[]): Promise<number> {
   }
   if (values.listen !== undefined) sets.push(["listen", JSON.stringify(values.listen)]);
   if (values["log-level"] !== undefined) sets.push(["log.level", values["log-level"]]);
-  // Before serve's modules load: compiling them is most of what start-up leaves in the new space.
-  const started = holdYoungGeneration();
   const { serve } = await import("./serve.js");
-  return serve({ file: values.config ?? null, env: process.env, sets }, started);
+  return serve({ file: values.config ?? null, env: process.env, sets });
 }
 
 async function runVerify(argv: string[]): Promise<number> {

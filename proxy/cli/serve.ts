@@ -108,11 +108,10 @@ function logger(config: Config): Logger {
   return pino({ level: config.log.level, base }, pino.destination({ dest: 1, sync: false }));
 }
 
-/** `started` is called once the proxy listens (with workers: once they all do). */
-export async function serve(inputs: ConfigInputs, started: () => void = () => {}): Promise<number> {
+export async function serve(inputs: ConfigInputs): Promise<number> {
   const config = await loadConfig(inputs);
   const log = logger(config);
-  if (config.workers > 1 && !isWorker()) return servePrimary(config, log, started);
+  if (config.workers > 1 && !isWorker()) return servePrimary(config, log);
   const provider = await openProvider(config, log);
   // Workers open no metrics listener: the primary serves their aggregate.
   let running: Awaited<ReturnType<typeof startServer>>;
@@ -132,7 +131,6 @@ export async function serve(inputs: ConfigInputs, started: () => void = () => {}
     // AggregatorRegistry is constructed; this one is never read.
     new AggregatorRegistry();
     reportListening({ address: running.address, certificateSha256: running.identity.current.fingerprint });
-    started();
     const why = await workerStopRequested();
     log.info({ signal: why }, "shutting down");
     await running.close().catch((e: unknown) => log.error({ err: (e as Error).message }, "error while shutting down"));
@@ -142,7 +140,6 @@ export async function serve(inputs: ConfigInputs, started: () => void = () => {}
   }
   const dev = await devFirstRun(config, provider, log);
   process.stderr.write(banner(config, running.address, 1, dev) + "\n");
-  started();
   log.info({ listen: running.address, provider: provider.name, certificateSha256: running.identity.current.fingerprint }, "serving");
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -158,7 +155,7 @@ export async function serve(inputs: ConfigInputs, started: () => void = () => {}
   return 0;
 }
 
-async function servePrimary(config: Config, log: Logger, started: () => void): Promise<number> {
+async function servePrimary(config: Config, log: Logger): Promise<number> {
   // Opened here once, before any fork: the dev PKI is created by one process, and a missing
   // /dev/attestation fails now. The primary itself mints no key and produces no quote.
   const provider = await openProvider(config, log);
@@ -170,7 +167,6 @@ async function servePrimary(config: Config, log: Logger, started: () => void): P
     log,
     onListening: (ws) => {
       process.stderr.write(banner(config, ws[0]!.address, config.workers, dev) + "\n");
-      started();
       log.info({ listen: ws[0]!.address, provider: provider.name, workers: ws.length, certificateSha256: ws.map((w) => w.certificateSha256) }, "serving");
     },
     ...(metricsAt
