@@ -52,6 +52,27 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
+/**
+ * The DER of the certificate a connection was served. Node's getCertificate() turns the whole
+ * ~9 KB RA-TLS certificate into an object (names, extensions, three fingerprints) to give `raw`,
+ * which cost more than the rest of an evidence answer. A connection is served the certificate of
+ * the secure context it was accepted with (the listener picks none per connection: no SNI
+ * callback), and each rotation makes a new context, so the DER is read once per context. Node
+ * keeps that context on the socket's construction options; where it does not, every request
+ * reads the certificate itself.
+ */
+const servedDer = new WeakMap<object, Buffer>();
+function servedCertificate(socket: TLSSocket): Buffer | undefined {
+  const context = (socket as unknown as { _tlsOptions?: { secureContext?: unknown } })._tlsOptions?.secureContext;
+  const keyed = typeof context === "object" && context !== null ? context : null;
+  const known = keyed ? servedDer.get(keyed) : undefined;
+  if (known) return known;
+  const local = typeof socket.getCertificate === "function" ? socket.getCertificate() : null;
+  const raw = local && "raw" in local ? (local.raw as Buffer | undefined) : undefined;
+  if (raw && keyed) servedDer.set(keyed, raw);
+  return raw;
+}
+
 function nonceFrom(hex: unknown): Uint8Array | string {
   if (typeof hex !== "string" || !/^(?:[0-9a-fA-F]{2}){1,64}$/.test(hex)) return "nonce must be 1 to 64 bytes of hex";
   return new Uint8Array(Buffer.from(hex, "hex"));
@@ -84,8 +105,7 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
 
   const answer = async (req: IncomingMessage, res: ServerResponse, nonce: Uint8Array, exporter: boolean): Promise<void> => {
     const socket = req.socket as TLSSocket;
-    const local = typeof socket.getCertificate === "function" ? socket.getCertificate() : null;
-    const raw = local && "raw" in local ? (local.raw as Buffer | undefined) : undefined;
+    const raw = servedCertificate(socket);
     if (!raw) {
       send(res, 500, { error: "this connection has no TLS certificate to attest" });
       return;
