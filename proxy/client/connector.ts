@@ -103,15 +103,22 @@ const NOT_ASKED = (mode: FreshnessResult["mode"], why: string): FreshnessResult 
  * The peer's certificate, DER, and its SHA-256 (hex). getPeerCertificate() converts the whole
  * certificate into an object, so it is called once per connection, its `raw` used as it is.
  */
-function peerCertificate(socket: TLSSocket): { der: Uint8Array; fingerprint: string } {
+function peerCertificate(socket: TLSSocket): Peer {
   const peer = socket.getPeerCertificate();
   const raw = peer && "raw" in peer && peer.raw ? peer.raw : Buffer.alloc(0);
-  const der = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
-  return { der, fingerprint: createHash("sha256").update(der).digest("hex") };
+  const sha256 = createHash("sha256").update(raw).digest();
+  return { der: new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength), sha256: new Uint8Array(sha256.buffer, sha256.byteOffset, sha256.byteLength), fingerprint: sha256.toString("hex") };
+}
+
+interface Peer {
+  der: Uint8Array;
+  sha256: Uint8Array;
+  /** sha256, hex. */
+  fingerprint: string;
 }
 
 /** Appraise the peer (`der`, its certificate) of an open socket and check freshness on it. Never destroys the socket. */
-async function judge(socket: TLSSocket, { der, fingerprint }: { der: Uint8Array; fingerprint: string }, t: Target, s: Shared, deadline: number): Promise<ConnectionVerdict> {
+async function judge(socket: TLSSocket, { der, sha256, fingerprint }: Peer, t: Target, s: Shared, deadline: number): Promise<ConnectionVerdict> {
   const { policy } = s.opts;
   const appraise = (): Promise<Appraisal> => appraiseCertificate(der, policy, s.collateral);
   const { appraisal, cached } = s.cache && der.length > 0 ? await s.cache.get(fingerprint, appraise) : { appraisal: await appraise(), cached: false };
@@ -135,6 +142,7 @@ async function judge(socket: TLSSocket, { der, fingerprint }: { der: Uint8Array;
     mode,
     {
       peerCertDer: der,
+      peerCertSha256: sha256,
       ...(appraisal.binding ? { spkiSha256: fromHex(appraisal.binding.spkiSha256) } : {}),
       certQuote: appraisal.quote,
       certPlatform: appraisal.platform,
