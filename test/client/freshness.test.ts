@@ -214,6 +214,10 @@ describe("fresh evidence checks", { timeout: 30_000 }, () => {
       json({ ...good, certificateSha256: "ab".repeat(31) }),
       json({ ...good, certificateSha256: "AB".repeat(32) }),
       json({ ...unnamed, certificate: derToPem(id.certDer) }),
+      // A quote that is not canonical padded base64: a foreign character, no padding, stray low bits.
+      json({ ...good, quote: `${String(good.quote).slice(0, -4)}AA*=` }),
+      json({ ...good, quote: "AAA" }),
+      json({ ...good, claims: "AB==" }),
     ]) {
       const out = await checkFreshEvidence(res, exp);
       assert.deepEqual(
