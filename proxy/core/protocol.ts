@@ -99,7 +99,8 @@ function proofOf(v: unknown): InclusionProof | null {
   return { index: index as number, size: size as number, path: hashes };
 }
 
-function hash(v: unknown): Uint8Array | null {
+/** A SHA-256 as 64 lowercase hex digits. */
+function hexHash(v: unknown): Uint8Array | null {
   return typeof v === "string" && /^[0-9a-f]{64}$/.test(v) ? new Uint8Array(Buffer.from(v, "hex")) : null;
 }
 
@@ -126,7 +127,7 @@ export function decodeEvidence(text: string): Result<EvidenceDocument> {
   }
   const quote = base64(doc.quote);
   const claims = base64(doc.claims);
-  const certificateSha256 = hash(doc.certificateSha256);
+  const certificateSha256 = hexHash(doc.certificateSha256);
   if (!quote || !claims || !certificateSha256) return { ok: false, reason: "the body needs quote (base64), claims (base64) and certificateSha256 (64 hex digits)" };
   const proof = proofOf(doc.proof);
   if (!proof) return { ok: false, reason: "the body needs proof {index, size, path: [64 hex digits, …]} (evidence from a proxy without batching?)" };
