@@ -99,12 +99,27 @@ function openTls(t: Target, s: Shared): { socket: TLSSocket; ready: Promise<TLSS
 
 const NOT_ASKED = (mode: FreshnessResult["mode"], why: string): FreshnessResult => ({ mode, ok: false, detail: why, nonce: null, exporter: null });
 
-/** Appraise the peer of an open socket and check freshness on it. Never destroys the socket. */
-async function judge(socket: TLSSocket, t: Target, s: Shared, deadline: number): Promise<ConnectionVerdict> {
-  const { policy } = s.opts;
+/**
+ * The peer's certificate, DER, and its SHA-256 (hex). getPeerCertificate() converts the whole
+ * certificate into an object, so it is called once per connection, its `raw` used as it is.
+ */
+function peerCertificate(socket: TLSSocket): Peer {
   const peer = socket.getPeerCertificate();
-  const der = new Uint8Array(peer && "raw" in peer && peer.raw ? peer.raw : []);
-  const fingerprint = createHash("sha256").update(der).digest("hex");
+  const raw = peer && "raw" in peer && peer.raw ? peer.raw : Buffer.alloc(0);
+  const sha256 = createHash("sha256").update(raw).digest();
+  return { der: new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength), sha256: new Uint8Array(sha256.buffer, sha256.byteOffset, sha256.byteLength), fingerprint: sha256.toString("hex") };
+}
+
+interface Peer {
+  der: Uint8Array;
+  sha256: Uint8Array;
+  /** sha256, hex. */
+  fingerprint: string;
+}
+
+/** Appraise the peer (`der`, its certificate) of an open socket and check freshness on it. Never destroys the socket. */
+async function judge(socket: TLSSocket, { der, sha256, fingerprint }: Peer, t: Target, s: Shared, deadline: number): Promise<ConnectionVerdict> {
+  const { policy } = s.opts;
   const appraise = (): Promise<Appraisal> => appraiseCertificate(der, policy, s.collateral);
   const { appraisal, cached } = s.cache && der.length > 0 ? await s.cache.get(fingerprint, appraise) : { appraisal: await appraise(), cached: false };
 
@@ -127,6 +142,7 @@ async function judge(socket: TLSSocket, t: Target, s: Shared, deadline: number):
     mode,
     {
       peerCertDer: der,
+      peerCertSha256: sha256,
       ...(appraisal.binding ? { spkiSha256: fromHex(appraisal.binding.spkiSha256) } : {}),
       certQuote: appraisal.quote,
       certPlatform: appraisal.platform,
@@ -139,7 +155,7 @@ async function judge(socket: TLSSocket, t: Target, s: Shared, deadline: number):
 }
 
 /** Open, judge, and return the socket with its verdict; bounded by connectTimeoutMs as a whole. */
-async function attestedSocket(t: Target, s: Shared): Promise<{ socket: TLSSocket; verdict: ConnectionVerdict }> {
+async function attestedSocket(t: Target, s: Shared): Promise<{ socket: TLSSocket; verdict: ConnectionVerdict; certificate: Uint8Array }> {
   const bound = s.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   let timer: NodeJS.Timeout | undefined;
   const { socket, ready } = openTls(t, s);
@@ -150,11 +166,12 @@ async function attestedSocket(t: Target, s: Shared): Promise<{ socket: TLSSocket
   socket.on("error", onLost);
   const work = (async () => {
     await ready;
+    const peer = peerCertificate(socket);
     // A busy server is waited out within the same bound, leaving room for the last answer.
-    const verdict = await judge(socket, t, s, Date.now() + bound - BUSY_MARGIN_MS);
+    const verdict = await judge(socket, peer, t, s, Date.now() + bound - BUSY_MARGIN_MS);
     if (lost) throw lost;
     if (verdict.ok && socket.destroyed) throw new ConnectorError("CONNECTION_LOST", `${t.host} closed the connection while its evidence was being checked`);
-    return { socket, verdict };
+    return { socket, verdict, certificate: peer.der };
   })();
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new ConnectorError("CONNECT_TIMEOUT", `connecting to ${t.host} and verifying its evidence took over ${bound} ms`)), bound);
@@ -266,8 +283,7 @@ export async function verifyRemoteCertificate(url: string | URL, opts: Connector
     throw new ConnectorError("URL_INVALID", `not a URL: ${String(url)}`);
   }
   refusePlaintext(u.protocol);
-  const { socket, verdict } = await attestedSocket(targetOf({ hostname: u.hostname, host: u.host, port: u.port }), shared(opts, false));
-  const certificate = new Uint8Array(socket.getPeerCertificate().raw ?? []);
+  const { socket, verdict, certificate } = await attestedSocket(targetOf({ hostname: u.hostname, host: u.host, port: u.port }), shared(opts, false));
   // A graceful close: an abrupt one (RST) can make the server drop our last handshake flight
   // unread, and it would log a failed handshake for a connection that verified.
   socket.on("error", () => {});

@@ -17,7 +17,6 @@ import { equalBytes, isAllZero, toHex } from "../core/bytes.js";
 import type { Result } from "../core/result.js";
 import { ATTESTATION_PATH, CLAIM_BATCH_ROOT, CLAIM_BATCH_SIZE, EXPORTER_BYTES, EXPORTER_LABEL, NONCE_PARAM, decodeEvidence, type FreshEvidenceMode } from "../core/protocol.js";
 import { decodeCbor, type CborValue } from "../evidence/ratls/cbor.js";
-import { pemBlocks } from "../evidence/asn1/pem.js";
 import { claimedPubkeyHash } from "../evidence/ratls/read.js";
 import { evidenceLeaf, HASH_BYTES, verifyInclusion } from "../evidence/merkle.js";
 import { CheckList, type Check, type PlatformFields, type QuoteFields } from "../evidence/verdict.js";
@@ -27,7 +26,7 @@ import { parseCertificate } from "../evidence/asn1/x509.js";
 import type { FreshnessResult } from "./verdict.js";
 import { ExchangeFailure } from "../core/errors.js";
 
-/** Largest evidence response accepted (a quote is at most a few KiB, a certificate about as much). */
+/** Largest evidence response accepted (a quote is at most a few KiB; a TDX quote with its chain, the most). */
 export const MAX_EVIDENCE_BYTES = 64 * 1024;
 const MAX_HEAD_BYTES = 16 * 1024;
 export const NONCE_BYTES = 32;
@@ -129,6 +128,8 @@ export interface FreshnessExpectation {
   /** This connection's exporter as computed on the client's end (mode exporter). */
   exporter: Uint8Array | null;
   peerCertDer: Uint8Array;
+  /** SHA-256 of that certificate's DER, as the connector took it (computed from peerCertDer when absent). */
+  peerCertSha256?: Uint8Array;
   /** SHA-256 of that certificate's SubjectPublicKeyInfo, as its appraisal read it (read from peerCertDer when absent). */
   spkiSha256?: Uint8Array;
   /** The certificate's appraisal: its quote's identity, platform and root must recur. */
@@ -145,33 +146,7 @@ export interface FreshnessOutcome {
   result: FreshnessResult;
 }
 
-/** Byte equality of public data (a memcmp: certificates are ~10 KB, compared once per connection). */
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
-
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash("sha256").update(b).digest());
-
-/**
- * The certificates a served PEM text holds ([] when it is not PEM). Every connection to one proxy
- * is served the same text until it rotates, so the last few decodings are kept by the text
- * itself: an equal string decodes to equal bytes, and the caller still compares those bytes with
- * its own connection's certificate. Decoding ~13 KB of PEM per connection cost more CPU than
- * the rest of the freshness checks together.
- */
-const decodedPem = new Map<string, Uint8Array[]>();
-const MAX_DECODED_PEM = 8;
-function certificatesOf(pem: string): Uint8Array[] {
-  const hit = decodedPem.get(pem);
-  if (hit) return hit;
-  let blocks: Uint8Array[] = [];
-  try {
-    blocks = pemBlocks(pem);
-  } catch {
-    // not PEM: the caller reports it as a mismatch
-  }
-  if (decodedPem.size >= MAX_DECODED_PEM) decodedPem.delete(decodedPem.keys().next().value!);
-  decodedPem.set(pem, blocks);
-  return blocks;
-}
 
 /**
  * The identity fields a fresh quote (a) must share with the certificate's (b): everything a
@@ -216,17 +191,12 @@ export async function checkFreshEvidence(res: EvidenceResponse, exp: FreshnessEx
   const { quote, claims: claimsBytes } = doc.value;
   c.pass("freshness.response", `${exp.mode === "exporter" ? "POST" : "GET"} ${ATTESTATION_PATH}: ${res.body.length} bytes on this connection`);
 
-  const served = certificatesOf(doc.value.certificate);
-  if (served.length !== 1 || !sameBytes(served[0]!, exp.peerCertDer)) {
-    c.fail(
-      "freshness.certificate",
-      served.length === 1
-        ? `the evidence is for certificate ${createHash("sha256").update(served[0]!).digest("hex")}, this connection's is ${createHash("sha256").update(exp.peerCertDer).digest("hex")}`
-        : `the certificate field holds ${served.length} certificates`,
-    );
+  const peerSha256 = exp.peerCertSha256 ?? sha256(exp.peerCertDer);
+  if (!equalBytes(doc.value.certificateSha256, peerSha256)) {
+    c.fail("freshness.certificate", `the evidence is for certificate ${toHex(doc.value.certificateSha256)}, this connection's is ${toHex(peerSha256)}`);
     return stop();
   }
-  c.pass("freshness.certificate", "the evidence names the certificate this connection was served");
+  c.pass("freshness.certificate", "the evidence names the certificate this connection was served (its SHA-256)");
 
   let claims: Map<CborValue, CborValue>;
   try {

@@ -50,14 +50,18 @@ export interface InclusionProof {
 }
 
 /**
- * The evidence response body: `quote` and `claims` base64, `certificate` PEM, `proof` with hex
- * hashes, `dev` informative only.
+ * The evidence response body: `quote` and `claims` base64, `certificateSha256` and `proof` with
+ * hex hashes, `dev` informative only.
  */
 export interface EvidenceDocument {
   quote: Uint8Array;
   claims: Uint8Array;
-  /** The certificate the connection was served, PEM. */
-  certificate: string;
+  /**
+   * SHA-256 of the DER of the certificate the connection was served. A name, not the certificate:
+   * the client holds that certificate from its own handshake, and the quote binds its key through
+   * the claims, not through this field.
+   */
+  certificateSha256: Uint8Array;
   proof: InclusionProof;
   dev: boolean;
 }
@@ -71,9 +75,9 @@ export function encodeEvidence(e: EvidenceDocument): string {
  * server encodes it once per batch. evidenceHead(e) + evidenceTail(e.proof, e.dev) is the JSON
  * of the whole document, members in the order above.
  */
-export function evidenceHead(e: Pick<EvidenceDocument, "quote" | "claims" | "certificate">): string {
-  const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64");
-  return `{"quote":${JSON.stringify(b64(e.quote))},"claims":${JSON.stringify(b64(e.claims))},"certificate":${JSON.stringify(e.certificate)},"proof":`;
+export function evidenceHead(e: Pick<EvidenceDocument, "quote" | "claims" | "certificateSha256">): string {
+  const view = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  return `{"quote":"${view(e.quote).toString("base64")}","claims":"${view(e.claims).toString("base64")}","certificateSha256":"${view(e.certificateSha256).toString("hex")}","proof":`;
 }
 
 /** The rest of the body after evidenceHead: this request's own proof, and `dev`. */
@@ -95,12 +99,23 @@ function proofOf(v: unknown): InclusionProof | null {
   return { index: index as number, size: size as number, path: hashes };
 }
 
-function base64(v: unknown): Uint8Array | null {
-  if (typeof v !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0) return null;
-  return new Uint8Array(Buffer.from(v, "base64"));
+/** A SHA-256 as 64 lowercase hex digits. */
+function hexHash(v: unknown): Uint8Array | null {
+  return typeof v === "string" && /^[0-9a-f]{64}$/.test(v) ? new Uint8Array(Buffer.from(v, "hex")) : null;
 }
 
-/** The body read strictly: a JSON object with base64 quote and claims, a certificate string and a proof. */
+/**
+ * Canonical padded base64 only: the text must be exactly what encoding its bytes gives back.
+ * Node's decoder skips what is not base64, so the check is the round trip, which also costs half
+ * of a character-class scan over a quote's ~7 KB.
+ */
+function base64(v: unknown): Uint8Array | null {
+  if (typeof v !== "string") return null;
+  const bytes = Buffer.from(v, "base64");
+  return bytes.toString("base64") === v ? new Uint8Array(bytes) : null;
+}
+
+/** The body read strictly: a JSON object with base64 quote and claims, the certificate's SHA-256 and a proof. */
 export function decodeEvidence(text: string): Result<EvidenceDocument> {
   let doc: Record<string, unknown>;
   try {
@@ -112,10 +127,11 @@ export function decodeEvidence(text: string): Result<EvidenceDocument> {
   }
   const quote = base64(doc.quote);
   const claims = base64(doc.claims);
-  if (!quote || !claims || typeof doc.certificate !== "string") return { ok: false, reason: "the body needs quote (base64), claims (base64) and certificate (PEM)" };
+  const certificateSha256 = hexHash(doc.certificateSha256);
+  if (!quote || !claims || !certificateSha256) return { ok: false, reason: "the body needs quote (base64), claims (base64) and certificateSha256 (64 hex digits)" };
   const proof = proofOf(doc.proof);
   if (!proof) return { ok: false, reason: "the body needs proof {index, size, path: [64 hex digits, …]} (evidence from a proxy without batching?)" };
-  return { ok: true, value: { quote, claims, certificate: doc.certificate, proof, dev: doc.dev === true } };
+  return { ok: true, value: { quote, claims, certificateSha256, proof, dev: doc.dev === true } };
 }
 
 /**

@@ -9,7 +9,7 @@
  * batch-root}, its report data SHA-256(claims) ‖ 0³², and each answer adds the request's own
  * inclusion proof, so a client learns sibling hashes only, never another connection's nonce or
  * exporter. The pubkey-hash is of the certificate this very connection was served (after a
- * rotation, older connections keep theirs), and that certificate is returned.
+ * rotation, older connections keep theirs), and the answer names that certificate by its SHA-256.
  * Quotes are budgeted per client before the process's cap (server/shares.ts), counted per quote
  * a client's requests take part in; a request whose client's next token is near waits for it, one
  * whose client is past its share gets 429, everyone past the cap 503, both with an honest
@@ -20,8 +20,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import type { AttestationProvider } from "../attest/provider.js";
-import { derToPem } from "../attest/build/x509.js";
+import { createHash } from "node:crypto";
 import { ATTESTATION_PATH, EXPORTER_BYTES, EXPORTER_LABEL, NONCE_PARAM, evidenceHead, evidenceTail } from "../core/protocol.js";
+import { equalBytes } from "../core/bytes.js";
 import { evidenceLeaf } from "../evidence/merkle.js";
 import { EvidenceBatcher } from "./evidence-batch.js";
 import { RateShares, clientOfAddress } from "./shares.js";
@@ -52,6 +53,34 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
+/** A served certificate: its DER, and the SHA-256 of it an answer names it by. */
+interface Served {
+  der: Buffer;
+  sha256: Uint8Array;
+}
+
+/**
+ * The certificate a connection was served. Node's getCertificate() turns the whole ~9 KB RA-TLS
+ * certificate into an object (names, extensions, three fingerprints) to give `raw`: about a
+ * quarter of an evidence answer's CPU in a profile. A connection is served the certificate of the
+ * secure context it was accepted with (the listener picks none per connection: no SNI callback),
+ * and each rotation makes a new context, so it is read once per context. Node keeps that context
+ * on the socket's construction options; where it does not, every request reads the certificate.
+ */
+const servedOf = new WeakMap<object, Served>();
+function servedCertificate(socket: TLSSocket): Served | undefined {
+  const context = (socket as unknown as { _tlsOptions?: { secureContext?: unknown } })._tlsOptions?.secureContext;
+  const keyed = typeof context === "object" && context !== null ? context : null;
+  const known = keyed ? servedOf.get(keyed) : undefined;
+  if (known) return known;
+  const local = typeof socket.getCertificate === "function" ? socket.getCertificate() : null;
+  const raw = local && "raw" in local ? (local.raw as Buffer | undefined) : undefined;
+  if (!raw) return undefined;
+  const served = { der: raw, sha256: new Uint8Array(createHash("sha256").update(raw).digest()) };
+  if (keyed) servedOf.set(keyed, served);
+  return served;
+}
+
 function nonceFrom(hex: unknown): Uint8Array | string {
   if (typeof hex !== "string" || !/^(?:[0-9a-fA-F]{2}){1,64}$/.test(hex)) return "nonce must be 1 to 64 bytes of hex";
   return new Uint8Array(Buffer.from(hex, "hex"));
@@ -67,26 +96,20 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
   });
   const clientOf = opts.clientOf ?? ((req: IncomingMessage) => clientOfAddress(req.socket.remoteAddress));
   const cache = new WeakMap<object, Map<string, Buffer>>();
-  // Every answer names its connection's certificate, and all answers of one batch share their
-  // quote and claims: both are encoded once (per certificate, per batch), not once per answer.
-  let pemOf: { der: Buffer; pem: string } | null = null;
-  const pemFor = (der: Buffer): string => {
-    if (!pemOf || !der.equals(pemOf.der)) pemOf = { der, pem: derToPem(der) };
-    return pemOf.pem;
-  };
-  let headOf: { quote: Uint8Array; claims: Uint8Array; pem: string; head: Buffer } | null = null;
-  const headFor = (quote: Uint8Array, claims: Uint8Array, pem: string): Buffer => {
-    if (!headOf || headOf.quote !== quote || headOf.claims !== claims || headOf.pem !== pem) {
-      headOf = { quote, claims, pem, head: Buffer.from(evidenceHead({ quote, claims, certificate: pem })) };
+  // All answers of one batch share their quote, claims and certificate: the body up to the
+  // proof is encoded once per batch, not once per answer.
+  let headOf: { quote: Uint8Array; claims: Uint8Array; certificateSha256: Uint8Array; head: Buffer } | null = null;
+  const headFor = (quote: Uint8Array, claims: Uint8Array, certificateSha256: Uint8Array): Buffer => {
+    if (!headOf || headOf.quote !== quote || headOf.claims !== claims || !equalBytes(headOf.certificateSha256, certificateSha256)) {
+      headOf = { quote, claims, certificateSha256, head: Buffer.from(evidenceHead({ quote, claims, certificateSha256 })) };
     }
     return headOf.head;
   };
 
   const answer = async (req: IncomingMessage, res: ServerResponse, nonce: Uint8Array, exporter: boolean): Promise<void> => {
     const socket = req.socket as TLSSocket;
-    const local = typeof socket.getCertificate === "function" ? socket.getCertificate() : null;
-    const raw = local && "raw" in local ? (local.raw as Buffer | undefined) : undefined;
-    if (!raw) {
+    const served = servedCertificate(socket);
+    if (!served) {
       send(res, 500, { error: "this connection has no TLS certificate to attest" });
       return;
     }
@@ -98,7 +121,7 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
       return;
     }
     const exported = exporter ? new Uint8Array(socket.exportKeyingMaterial(EXPORTER_BYTES, EXPORTER_LABEL, Buffer.from(nonce))) : null;
-    const granted = await batcher.join(raw, evidenceLeaf(nonce, exported), clientOf(req));
+    const granted = await batcher.join(served.der, evidenceLeaf(nonce, exported), clientOf(req));
     if (!granted.ok) {
       opts.onRefused?.(granted.scope);
       const error = granted.full
@@ -110,7 +133,7 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
       return;
     }
     const { quote, claims, proof } = granted;
-    const body = Buffer.concat([headFor(quote, claims, pemFor(raw)), Buffer.from(evidenceTail(proof, opts.provider.dev))]);
+    const body = Buffer.concat([headFor(quote, claims, served.sha256), Buffer.from(evidenceTail(proof, opts.provider.dev))]);
     let perSocket = cache.get(socket);
     if (!perSocket) cache.set(socket, (perSocket = new Map()));
     if (perSocket.size >= 16) perSocket.clear();

@@ -77,7 +77,7 @@ describe("fresh evidence checks", { timeout: 30_000 }, () => {
     const claims = p.pubkeyHash ? claimsWithHash(p.pubkeyHash, extra) : buildClaims(spkiOfCertificate(p.claimsFor ?? id.certDer), extra);
     const quote = await (p.by ?? provider).quote(taggedReportData(p.quoteOver ?? claims));
     const proof = (p.proof ?? ((x) => x))(tree.proof(index), tree);
-    const text = encodeEvidence({ quote, claims, certificate: derToPem(p.certificate ?? id.certDer), proof, dev: true });
+    const text = encodeEvidence({ quote, claims, certificateSha256: sha256(p.certificate ?? id.certDer), proof, dev: true });
     return { status: 200, body: Buffer.from(text) };
   }
 
@@ -195,11 +195,29 @@ describe("fresh evidence checks", { timeout: 30_000 }, () => {
     assert.match(out.result.detail, /^freshness\.claims: pubkey-hash [0-9a-f]{64} is not SHA-256/);
   });
 
+  it("the certificate's hash as the connector took it is used when given, not computed again", async () => {
+    const out = await checkFreshEvidence(await body(), { ...exp, peerCertSha256: sha256(other.certDer) });
+    assert.equal(out.result.ok, false);
+    assert.match(out.result.detail, /^freshness\.certificate: the evidence is for certificate [0-9a-f]{64}, this connection's is/);
+  });
+
   it("rejects a non-200 answer and a body that is not the evidence at freshness.response", async () => {
+    const good = JSON.parse((await body()).body.toString()) as Record<string, unknown>;
+    const { certificateSha256, ...unnamed } = good;
+    assert.match(String(certificateSha256), /^[0-9a-f]{64}$/);
+    const json = (o: unknown) => ({ status: 200, body: Buffer.from(JSON.stringify(o)) });
     for (const res of [
       { status: 429, body: Buffer.from('{"error":"rate-limited"}') },
       { status: 200, body: Buffer.from("not json") },
       { status: 200, body: Buffer.from('{"quote":"AAAA"}') },
+      // The certificate named by anything but 64 lowercase hex digits, or not named at all (a PEM instead).
+      json({ ...good, certificateSha256: "ab".repeat(31) }),
+      json({ ...good, certificateSha256: "AB".repeat(32) }),
+      json({ ...unnamed, certificate: derToPem(id.certDer) }),
+      // A quote that is not canonical padded base64: a foreign character, no padding, stray low bits.
+      json({ ...good, quote: `${String(good.quote).slice(0, -4)}AA*=` }),
+      json({ ...good, quote: "AAA" }),
+      json({ ...good, claims: "AB==" }),
     ]) {
       const out = await checkFreshEvidence(res, exp);
       assert.deepEqual(
