@@ -59,26 +59,10 @@ interface Served {
   sha256: Uint8Array;
 }
 
-/**
- * The certificate a connection was served. Node's getCertificate() turns the whole ~9 KB RA-TLS
- * certificate into an object (names, extensions, three fingerprints) to give `raw`: about a
- * quarter of an evidence answer's CPU in a profile. A connection is served the certificate of the
- * secure context it was accepted with (the listener picks none per connection: no SNI callback),
- * and each rotation makes a new context, so it is read once per context. Node keeps that context
- * on the socket's construction options; where it does not, every request reads the certificate.
- */
-const servedOf = new WeakMap<object, Served>();
-function servedCertificate(socket: TLSSocket): Served | undefined {
-  const context = (socket as unknown as { _tlsOptions?: { secureContext?: unknown } })._tlsOptions?.secureContext;
-  const keyed = typeof context === "object" && context !== null ? context : null;
-  const known = keyed ? servedOf.get(keyed) : undefined;
-  if (known) return known;
+/** The DER of the certificate a connection was served (after a rotation, older connections keep theirs). */
+function servedDer(socket: TLSSocket): Buffer | undefined {
   const local = typeof socket.getCertificate === "function" ? socket.getCertificate() : null;
-  const raw = local && "raw" in local ? (local.raw as Buffer | undefined) : undefined;
-  if (!raw) return undefined;
-  const served = { der: raw, sha256: new Uint8Array(createHash("sha256").update(raw).digest()) };
-  if (keyed) servedOf.set(keyed, served);
-  return served;
+  return local && "raw" in local ? (local.raw as Buffer | undefined) : undefined;
 }
 
 function nonceFrom(hex: unknown): Uint8Array | string {
@@ -104,6 +88,15 @@ export function createAttestationEndpoint(opts: AttestationEndpointOptions): (re
       headOf = { quote, claims, certificateSha256, head: Buffer.from(evidenceHead({ quote, claims, certificateSha256 })) };
     }
     return headOf.head;
+  };
+
+  // The hash is kept for the last certificate seen, which is every connection's until a rotation.
+  let lastServed: Served | null = null;
+  const servedCertificate = (socket: TLSSocket): Served | undefined => {
+    const der = servedDer(socket);
+    if (!der) return undefined;
+    if (!lastServed || !der.equals(lastServed.der)) lastServed = { der, sha256: new Uint8Array(createHash("sha256").update(der).digest()) };
+    return lastServed;
   };
 
   const answer = async (req: IncomingMessage, res: ServerResponse, nonce: Uint8Array, exporter: boolean): Promise<void> => {
