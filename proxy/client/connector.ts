@@ -36,6 +36,13 @@ export interface ConnectorOptions {
   onVerdict?: (v: ConnectionVerdict) => void;
   /** TCP + TLS + verification bound (default 15 s). */
   connectTimeoutMs?: number;
+  /**
+   * attestedFetch only: the one origin (https:) whose requests are attested. Requests to any
+   * other origin go through Node's own fetch, unattested: an OAuth authorization server and its
+   * metadata, which the SDK's auth client fetches with the transport's fetch. Unset, every request
+   * is attested and one to an http: URL is refused.
+   */
+  attestOnly?: string | URL;
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
@@ -258,15 +265,29 @@ function isPolicy(x: Policy | ConnectorOptions): x is Policy {
  */
 export function attestedFetch(policyOrOpts: Policy | ConnectorOptions): AttestedFetch {
   const opts: ConnectorOptions = isPolicy(policyOrOpts) ? { policy: policyOrOpts } : policyOrOpts;
+  const only = opts.attestOnly === undefined ? null : attestedOrigin(opts.attestOnly);
   const agent = createAttestedAgent(opts);
   const f = (async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = typeof input === "string" ? new URL(input) : input instanceof URL ? input : new URL(input.url);
+    if (only !== null && url.origin !== only) return globalThis.fetch(input, init);
     refusePlaintext(url.protocol);
     return (await undiciFetch(input as never, { ...(init as object), dispatcher: agent } as never)) as unknown as Response;
   }) as AttestedFetch;
   f.agent = agent;
   f.close = () => agent.close();
   return f;
+}
+
+/** The origin of `attestOnly`, which must be an https: URL. */
+function attestedOrigin(given: string | URL): string {
+  let url: URL;
+  try {
+    url = new URL(given);
+  } catch {
+    throw new ConnectorError("URL_INVALID", `attestOnly: not a URL: ${String(given)}`);
+  }
+  refusePlaintext(url.protocol);
+  return url.origin;
 }
 
 /** One connection: appraisal and freshness; the verdict, ok or not. Throws only for network and usage errors. */

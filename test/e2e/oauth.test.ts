@@ -11,9 +11,9 @@ import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ClientCredentialsProvider, StreamableHTTPClientTransport, type FetchLike } from "@modelcontextprotocol/client";
+import { ClientCredentialsProvider, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { OAuth2Server } from "oauth2-mock-server";
-import { attestedFetch, type AttestedFetch } from "../../proxy/client/connector.js";
+import { attestedFetch, type AttestedFetch, type ConnectionVerdict, type ConnectorOptions } from "../../proxy/client/connector.js";
 import { buildPolicy } from "../../proxy/evidence/policy.js";
 import { verifyRaTlsCertificate } from "../../proxy/evidence/ratls/verify.js";
 import { makeClient } from "../support/mcp2/client.js";
@@ -52,13 +52,15 @@ async function spawnOAuthServe(issuer: string, upstreamYaml: string): Promise<{ 
   return { s, audience };
 }
 
-async function trust(s: SpawnedServe): Promise<AttestedFetch> {
+/** attestedFetch for `s` under a policy pinning its dev enclave, with `more` of the connector's options. */
+async function trust(s: SpawnedServe, more: Omit<ConnectorOptions, "policy"> = {}): Promise<AttestedFetch> {
   const rootPath = join(devDir(), "root.pem");
   const verdict = await verifyRaTlsCertificate(s.certDer, { trustRoots: [readFileSync(rootPath, "utf8")] });
   assert.ok(verdict.ok && verdict.quote?.teeType === "SGX");
   const doc = { trustRoots: [rootPath], measurements: [{ mrenclave: verdict.quote.mrenclave }], allowDebug: true, tcb: { require: false }, freshness: "exporter" };
   writeFileSync(join(dir, `policy-${s.port}.json`), JSON.stringify(doc));
-  return attestedFetch(await buildPolicy(doc, "(test policy)", dir, (p) => readFile(p, "utf8")));
+  const policy = await buildPolicy(doc, "(test policy)", dir, (p) => readFile(p, "utf8"));
+  return attestedFetch({ policy, ...more });
 }
 
 describe("serve with auth.mode: oauth, a stdio upstream, the v2 SDK client", { timeout: 120_000 }, () => {
@@ -79,12 +81,9 @@ describe("serve with auth.mode: oauth, a stdio upstream, the v2 SDK client", { t
   });
 
   it("the SDK client is refused, finds the authorization server in the metadata, obtains a token and calls a tool over RA-TLS", async () => {
-    const origin = new URL(audience).origin;
     // The attested connection for serve; the authorization server is another party, reached as usual.
-    const routed: FetchLike = (input, init) => {
-      const url = new URL(input instanceof URL ? input.href : String(input));
-      return url.origin === origin ? attested(input, init) : fetch(input, init);
-    };
+    const verdicts: ConnectionVerdict[] = [];
+    const routed = await trust(s, { attestOnly: audience, onVerdict: (v) => verdicts.push(v) });
     const provider = new ClientCredentialsProvider({ clientId: "svc-ci", clientSecret: "s3cret", scope: SCOPE, expectedIssuer: as.issuer });
     const { client } = makeClient({ mode: "auto" });
     const transport = new StreamableHTTPClientTransport(new URL(audience), { fetch: routed, authProvider: provider });
@@ -94,8 +93,10 @@ describe("serve with auth.mode: oauth, a stdio upstream, the v2 SDK client", { t
       assert.match(r.content[0]?.text ?? "", /through-oauth/);
     } finally {
       await client.close();
+      await routed.close();
     }
     assert.ok(as.issued() >= 1, "no token was issued");
+    assert.ok(verdicts.length >= 1 && verdicts.every((v) => v.ok), "serve's connections were attested");
     const t = provider.tokens()?.access_token;
     assert.ok(t);
     tokens.push(t);
