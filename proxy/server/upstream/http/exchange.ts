@@ -37,10 +37,10 @@ const ignore = (): void => {};
 const pathOf = (req: IncomingMessage): string | undefined => (req.url ?? "/").split("?", 1)[0];
 
 /**
- * A body declared at most this long is gathered before the request goes upstream, so that its
- * head and body leave in one write: streamed, the head goes first and each chunk after it, one
- * write and one upstream read each, which at one connection is most of what a small JSON-RPC call
- * costs beyond a bare proxy. A stream's own buffer holds as much, so no more memory is held.
+ * A body declared at most this long is gathered before the request goes upstream: a client that
+ * stalls or leaves mid-body then never reaches the upstream (it is answered 408 or dropped here),
+ * the body leaves in one write with its head however the client's bytes were split, and no
+ * stream is made for it. A stream's own buffer holds as much, so no more memory is held.
  */
 export const GATHERED_BODY_MAX = 16 * 1024;
 
