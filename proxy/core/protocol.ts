@@ -86,6 +86,11 @@ export function evidenceTail(proof: InclusionProof, dev: boolean): string {
   return `${JSON.stringify({ index: proof.index, size: proof.size, path })},"dev":${dev === true}}`;
 }
 
+/** A SHA-256 as 64 lowercase hex digits. */
+function hexHash(v: unknown): Uint8Array | null {
+  return typeof v === "string" && /^[0-9a-f]{64}$/.test(v) ? new Uint8Array(Buffer.from(v, "hex")) : null;
+}
+
 /** The proof read strictly: integer index and size, and a path of 32-byte hex hashes (at most 64 of them). */
 function proofOf(v: unknown): InclusionProof | null {
   if (v === null || typeof v !== "object" || Array.isArray(v)) return null;
@@ -93,15 +98,11 @@ function proofOf(v: unknown): InclusionProof | null {
   if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || !Array.isArray(path) || path.length > 64) return null;
   const hashes: Uint8Array[] = [];
   for (const h of path) {
-    if (typeof h !== "string" || !/^[0-9a-f]{64}$/.test(h)) return null;
-    hashes.push(new Uint8Array(Buffer.from(h, "hex")));
+    const hash = hexHash(h);
+    if (!hash) return null;
+    hashes.push(hash);
   }
   return { index: index as number, size: size as number, path: hashes };
-}
-
-/** A SHA-256 as 64 lowercase hex digits. */
-function hexHash(v: unknown): Uint8Array | null {
-  return typeof v === "string" && /^[0-9a-f]{64}$/.test(v) ? new Uint8Array(Buffer.from(v, "hex")) : null;
 }
 
 /**
