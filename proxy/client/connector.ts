@@ -265,7 +265,7 @@ function isPolicy(x: Policy | ConnectorOptions): x is Policy {
  */
 export function attestedFetch(policyOrOpts: Policy | ConnectorOptions): AttestedFetch {
   const opts: ConnectorOptions = isPolicy(policyOrOpts) ? { policy: policyOrOpts } : policyOrOpts;
-  const only = opts.attestOnly === undefined ? null : attestedOrigin(opts.attestOnly);
+  const only = opts.attestOnly === undefined ? null : httpsUrl(opts.attestOnly, "attestOnly: ").origin;
   const agent = createAttestedAgent(opts);
   const f = (async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = typeof input === "string" ? new URL(input) : input instanceof URL ? input : new URL(input.url);
@@ -278,16 +278,16 @@ export function attestedFetch(policyOrOpts: Policy | ConnectorOptions): Attested
   return f;
 }
 
-/** The origin of `attestOnly`, which must be an https: URL. */
-function attestedOrigin(given: string | URL): string {
+/** `given` as an https: URL, or a ConnectorError (`what` prefixes the message: which input). */
+function httpsUrl(given: string | URL, what = ""): URL {
   let url: URL;
   try {
     url = new URL(given);
   } catch {
-    throw new ConnectorError("URL_INVALID", `attestOnly: not a URL: ${String(given)}`);
+    throw new ConnectorError("URL_INVALID", `${what}not a URL: ${String(given)}`);
   }
   refusePlaintext(url.protocol);
-  return url.origin;
+  return url;
 }
 
 /** One connection: appraisal and freshness; the verdict, ok or not. Throws only for network and usage errors. */
@@ -297,13 +297,7 @@ export async function verifyRemote(url: string | URL, opts: ConnectorOptions): P
 
 /** verifyRemote, and the DER of the very certificate the verdict judged (`verify --save-cert`). */
 export async function verifyRemoteCertificate(url: string | URL, opts: ConnectorOptions): Promise<{ verdict: ConnectionVerdict; certificate: Uint8Array }> {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new ConnectorError("URL_INVALID", `not a URL: ${String(url)}`);
-  }
-  refusePlaintext(u.protocol);
+  const u = httpsUrl(url);
   const { socket, verdict, certificate } = await attestedSocket(targetOf({ hostname: u.hostname, host: u.host, port: u.port }), shared(opts, false));
   // A graceful close: an abrupt one (RST) can make the server drop our last handshake flight
   // unread, and it would log a failed handshake for a connection that verified.
