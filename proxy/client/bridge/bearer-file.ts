@@ -35,7 +35,12 @@ function readToken(file: string): { token: string; mtimeMs: number } {
 export function bearerFile(file: string, warn: (line: string) => void, recheckMs = 1000): BearerSource {
   let current = readToken(file);
   let checked = Date.now();
-  let refusedMtime = Number.NaN;
+  /** What was last warned of, so that one change is warned of once. */
+  let warned: string | null = null;
+  const warnOnce = (what: string, line: string): void => {
+    if (warned !== what) warn(`${line}; the previous token is still sent`);
+    warned = what;
+  };
   return () => {
     const now = Date.now();
     if (now - checked < recheckMs) return current.token;
@@ -44,18 +49,15 @@ export function bearerFile(file: string, warn: (line: string) => void, recheckMs
     try {
       mtimeMs = statSync(file).mtimeMs;
     } catch (e) {
-      if (!Number.isNaN(refusedMtime)) return current.token;
-      refusedMtime = -1;
-      warn(`--bearer-file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the previous token is still sent`);
+      warnOnce("unreadable", `--bearer-file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
       return current.token;
     }
-    if (mtimeMs === current.mtimeMs || mtimeMs === refusedMtime) return current.token;
+    if (mtimeMs === current.mtimeMs) return current.token;
     try {
       current = readToken(file);
-      refusedMtime = Number.NaN;
+      warned = null;
     } catch (e) {
-      refusedMtime = mtimeMs;
-      warn(`${(e as Error).message}; the previous token is still sent`);
+      warnOnce(`refused ${mtimeMs}`, (e as Error).message);
     }
     return current.token;
   };
