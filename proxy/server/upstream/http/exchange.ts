@@ -17,12 +17,12 @@
  * Per request: one Exchange, one Attempt (undici's handler) per attempt, and only the listeners
  * the request needs; the timers call shared functions with the exchange as their argument.
  */
-import { Readable } from "node:stream";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
 import { requestHeaders, relayableReason, responseHeaders, type Headers } from "./headers.js";
 import { INVALID_REQUEST_MESSAGE, failureMessage, headersTimeoutMessage, isInvalidRequest, isUpstreamFailure, sendError, upstreamCode, upstreamFailure, type Outcome } from "./failure.js";
 import type { Pool, Slot } from "./pool.js";
+import { BodyStandIn, bodyModeOf, declaredLength, type BodyMode } from "./body.js";
 import type { ForwarderContext } from "./context.js";
 
 /** What every exchange of one forwarder shares; `closed` and `open` are the forwarder's live state. */
@@ -35,24 +35,6 @@ export interface ExchangeContext extends ForwarderContext {
 const ignore = (): void => {};
 
 const pathOf = (req: IncomingMessage): string | undefined => (req.url ?? "/").split("?", 1)[0];
-
-/**
- * A body declared at most this long is gathered before the request goes upstream: a client that
- * stalls or leaves mid-body then never reaches the upstream (it is answered 408 or dropped here),
- * the body leaves in one write with its head however the client's bytes were split, and no
- * stream is made for it. A stream's own buffer holds as much, so no more memory is held.
- */
-export const GATHERED_BODY_MAX = 16 * 1024;
-
-/** How a request's body goes upstream: none, streamed chunk by chunk, or gathered into one buffer. */
-type BodyMode = "none" | "stream" | "gather";
-
-function declaredLength(req: IncomingMessage): number | undefined {
-  const v = req.headers["content-length"];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  return Number.isFinite(n) && n >= 0 ? n : undefined;
-}
 
 /** Forwards one request; answers it itself when it cannot go upstream. */
 export function exchange(ctx: ExchangeContext, req: IncomingMessage, res: ServerResponse): void {
@@ -79,27 +61,7 @@ export function exchange(ctx: ExchangeContext, req: IncomingMessage, res: Server
     sendError(res, 500, "could not build the upstream request headers");
     return;
   }
-  const chunked = req.headers["transfer-encoding"] !== undefined;
-  const mode: BodyMode = !chunked && (declared ?? 0) === 0 ? "none" : !chunked && declared! <= GATHERED_BODY_MAX ? "gather" : "stream";
-  new Exchange(ctx, req, res, t0, headers, mode).start();
-}
-
-/**
- * undici destroys the body it is given when the exchange ends; this stand-in keeps that away from
- * the client's socket (a 413 or 502 must still be sent), and the limit check sits in front of it,
- * so that no byte past the limit goes upstream.
- */
-class BodyStandIn extends Readable {
-  readonly #source: IncomingMessage;
-
-  constructor(source: IncomingMessage) {
-    super();
-    this.#source = source;
-  }
-
-  override _read(): void {
-    this.#source.resume();
-  }
+  new Exchange(ctx, req, res, t0, headers, bodyModeOf(req, declared)).start();
 }
 
 class Exchange {

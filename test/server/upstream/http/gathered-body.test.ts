@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { after, describe, it } from "node:test";
-import { GATHERED_BODY_MAX } from "../../../../proxy/server/upstream/http/exchange.js";
+import { GATHERED_BODY_MAX } from "../../../../proxy/server/upstream/http/body.js";
 import { LOOPBACK, listen, portOf, shut, startFront } from "../../../support/upstream.js";
 import { sleep, waitFor, within } from "../../../support/wait.js";
 
