@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { verifyQuote } from "../../proxy/evidence/dcap/verify.js";
 import { TDX_KEYS, tdAttributeNames } from "../../proxy/evidence/measurement.js";
-import { applyPolicy, buildPolicy, PolicyError, type Policy } from "../../proxy/evidence/policy.js";
+import { applyPolicy } from "../../proxy/evidence/policy.js";
 import type { TdxQuoteFields, Verdict } from "../../proxy/evidence/verdict.js";
+import { checkOf, policy, rejects } from "../support/policy.js";
 import { expected, vector, vectorPath } from "../support/vectors.js";
 
 const TDX_V4 = expected.tdxQuotes.find((q) => q.path === "tdx/phala-v4/quote.bin")!;
@@ -18,20 +19,8 @@ const PHALA_MRTD = "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604
 const PHALA_RTMR2 = "d833feef2cd945148aa38ead2c53e9b7f138190aaaebfc551dccd829fc207aa3ba80b70870d7330733642e01d48c3132";
 const ZERO48 = "00".repeat(48);
 
-const noRoots = (p: string): Promise<string> => Promise.reject(Object.assign(new Error("no file"), { code: "ENOENT", path: p }));
-const policy = (doc: Record<string, unknown>): Promise<Policy> => buildPolicy(doc, "test.yaml", "/policies", noRoots);
-
-async function rejects(measurements: unknown, key: string, reason: RegExp): Promise<void> {
-  await assert.rejects(policy({ measurements }), (e: unknown) => {
-    assert.ok(e instanceof PolicyError, `a PolicyError, got ${String(e)}`);
-    assert.equal(e.key, key);
-    assert.match(e.message, reason);
-    assert.ok(e.message.includes(key), "the message names the key");
-    return true;
-  });
-}
-
-const checkOf = (v: Verdict, name: string) => v.checks.find((c) => c.check === name);
+/** The measurements are refused at `key`, for `reason`. */
+const rejectsMeasurements = (measurements: unknown, key: string, reason: RegExp): Promise<void> => rejects({ measurements }, key, reason);
 
 describe("measurement entries: parsing", () => {
   it("a TDX entry: mrtd required, every other register optional, hex lower-cased", async () => {
@@ -46,26 +35,26 @@ describe("measurement entries: parsing", () => {
   it("every TD register refuses any length but 48 bytes, and non-hex, naming its key", async () => {
     for (const k of TDX_KEYS) {
       const entry = (v: unknown) => [{ mrtd: PHALA_MRTD, [k]: v }];
-      await rejects(entry("ab".repeat(32)), `measurements[0].${k}`, /expected 48 bytes of hex \(96 characters\)/);
-      await rejects(entry("ab".repeat(49)), `measurements[0].${k}`, /48 bytes/);
-      await rejects(entry("zz".repeat(48)), `measurements[0].${k}`, /48 bytes/);
-      await rejects(entry(42), `measurements[0].${k}`, /48 bytes/);
+      await rejectsMeasurements(entry("ab".repeat(32)), `measurements[0].${k}`, /expected 48 bytes of hex \(96 characters\)/);
+      await rejectsMeasurements(entry("ab".repeat(49)), `measurements[0].${k}`, /48 bytes/);
+      await rejectsMeasurements(entry("zz".repeat(48)), `measurements[0].${k}`, /48 bytes/);
+      await rejectsMeasurements(entry(42), `measurements[0].${k}`, /48 bytes/);
     }
     // The SGX registers stay 32 bytes: a TD-sized value there is refused too.
-    await rejects([{ mrenclave: PHALA_MRTD }], "measurements[0].mrenclave", /expected 32 bytes of hex \(64 characters\)/);
+    await rejectsMeasurements([{ mrenclave: PHALA_MRTD }], "measurements[0].mrenclave", /expected 32 bytes of hex \(64 characters\)/);
   });
 
   it("a TDX entry without mrtd, an entry mixing SGX and TDX keys, and an unknown key are refused", async () => {
-    await rejects([{ mrtd: PHALA_MRTD }, { rtmr0: ZERO48, rtmr1: ZERO48 }], "measurements[1]", /a TDX entry needs mrtd \(it has rtmr0, rtmr1\)/);
-    await rejects([{ mrenclave: "ab".repeat(32), mrtd: PHALA_MRTD }], "measurements[0]", /SGX enclave .* or a TDX trust domain .*not both: it has mrenclave and mrtd/);
-    await rejects([{ isvProdId: 1, rtmr3: ZERO48 }], "measurements[0]", /not both: it has isvProdId and rtmr3/);
-    await rejects(
+    await rejectsMeasurements([{ mrtd: PHALA_MRTD }, { rtmr0: ZERO48, rtmr1: ZERO48 }], "measurements[1]", /a TDX entry needs mrtd \(it has rtmr0, rtmr1\)/);
+    await rejectsMeasurements([{ mrenclave: "ab".repeat(32), mrtd: PHALA_MRTD }], "measurements[0]", /SGX enclave .* or a TDX trust domain .*not both: it has mrenclave and mrtd/);
+    await rejectsMeasurements([{ isvProdId: 1, rtmr3: ZERO48 }], "measurements[0]", /not both: it has isvProdId and rtmr3/);
+    await rejectsMeasurements(
       [{ mrtd: PHALA_MRTD, rtmr4: ZERO48 }],
       "measurements[0].rtmr4",
       /unknown key \(known: mrenclave, mrsigner, isvProdId, minIsvSvn, mrtd, rtmr0, rtmr1, rtmr2, rtmr3, mrconfigid, mrowner, mrownerconfig\)/,
     );
-    await rejects([{ isvProdId: 1 }], "measurements[0]", /SGX entry needs mrenclave or mrsigner.*TDX entry needs mrtd/);
-    await rejects(["mrtd"], "measurements[0]", /expected a mapping/);
+    await rejectsMeasurements([{ isvProdId: 1 }], "measurements[0]", /SGX entry needs mrenclave or mrsigner.*TDX entry needs mrtd/);
+    await rejectsMeasurements(["mrtd"], "measurements[0]", /expected a mapping/);
   });
 });
 

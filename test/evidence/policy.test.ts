@@ -8,9 +8,10 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { DevProvider } from "../../proxy/attest/dev/provider.js";
 import { INTEL_SGX_ROOT_CA_PEM } from "../../proxy/evidence/dcap/roots.js";
-import { applyPolicy, buildPolicy, loadPolicy, PolicyError, type Policy } from "../../proxy/evidence/policy.js";
+import { applyPolicy, loadPolicy, PolicyError } from "../../proxy/evidence/policy.js";
 import type { Verdict } from "../../proxy/evidence/verdict.js";
 import { verifyQuote } from "../../proxy/evidence/dcap/verify.js";
+import { checkOf, policy, rejects } from "../support/policy.js";
 import { REPO, vector, vectorPath } from "../support/vectors.js";
 import { tempDir } from "../support/wait.js";
 
@@ -18,27 +19,6 @@ const PHALA = { quote: "sgx/phala/quote.bin", collateral: "sgx/phala/collateral"
 const PHALA_MRENCLAVE = "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb";
 const PHALA_MRSIGNER = "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6";
 const MOBILECOIN = { quote: "sgx/mobilecoin/quote.bin", collateral: "sgx/mobilecoin/collateral", at: new Date("2023-07-12T20:48:25Z") };
-
-const noRoots = (p: string): Promise<string> => Promise.reject(Object.assign(new Error("no file"), { code: "ENOENT", path: p }));
-
-/** A policy from an object, as a file would give it. */
-function policy(doc: unknown, readRoot = noRoots): Promise<Policy> {
-  return buildPolicy(doc, "test.yaml", "/policies", readRoot);
-}
-
-async function rejects(doc: unknown, key: string, reason: RegExp, readRoot = noRoots): Promise<void> {
-  await assert.rejects(policy(doc, readRoot), (e: unknown) => {
-    assert.ok(e instanceof PolicyError, `a PolicyError, got ${String(e)}`);
-    assert.equal(e.code, "POLICY_INVALID");
-    assert.equal(e.key, key);
-    assert.equal(e.source, "test.yaml");
-    assert.match(e.message, reason);
-    assert.ok(e.message.includes(key), "the message names the key");
-    return true;
-  });
-}
-
-const checkOf = (v: Verdict, name: string) => v.checks.find((c) => c.check === name);
 
 describe("policy files: validation", () => {
   it("defaults: Intel root, no debug, UpToDate only, 30 days, exporter freshness, Intel PCS with a cache", async () => {
