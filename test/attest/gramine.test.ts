@@ -16,6 +16,7 @@ import { GramineProvider } from "../../proxy/attest/gramine.js";
 import { AttestationError } from "../../proxy/attest/provider.js";
 import { vector } from "../support/vectors.js";
 import { tempDir } from "../support/wait.js";
+import { nextReportData } from "../support/report-data.js";
 
 const TEMPLATE = vector("sgx/phala/quote.bin");
 const REPORT_DATA_AT = 48 + 320;
@@ -34,15 +35,9 @@ function fakeDevice(type = "dcap"): string {
  * FIFO then has no stale reader (an unserialised provider makes this test fail or time out).
  */
 async function emulate(dir: string, count: number, tamper?: (q: Uint8Array, i: number) => void): Promise<void> {
-  let last = Buffer.alloc(64);
+  let last: Buffer = Buffer.alloc(64);
   for (let i = 0; i < count; i++) {
-    const deadline = Date.now() + 5000;
-    let rd = await readFile(join(dir, "user_report_data"));
-    while (rd.length !== 64 || rd.equals(last)) {
-      if (Date.now() > deadline) throw new Error(`emulator: no new report data for request ${i}`);
-      await new Promise((r) => setTimeout(r, 2));
-      rd = await readFile(join(dir, "user_report_data"));
-    }
+    const rd = await nextReportData(join(dir, "user_report_data"), last, i);
     last = rd;
     const fh = await open(join(dir, "quote"), "w"); // returns once the reader has opened it
     const q = Uint8Array.from(TEMPLATE);

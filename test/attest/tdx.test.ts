@@ -20,6 +20,7 @@ import { openProvider } from "../../proxy/cli/serve.js";
 import { loadConfig } from "../../proxy/server/config.js";
 import { vector } from "../support/vectors.js";
 import { sleep, tempDir, within } from "../support/wait.js";
+import { nextReportData } from "../support/report-data.js";
 
 const TEMPLATE = vector("tdx/phala-v4/quote.bin");
 const REPORT_DATA_AT = 48 + 520;
@@ -59,15 +60,9 @@ interface Answer {
  * makes this test fail).
  */
 async function emulate(entry: string, count: number, answers: Answer[] = []): Promise<void> {
-  let last = Buffer.alloc(0);
+  let last: Buffer = Buffer.alloc(0);
   for (let i = 0; i < count; i++) {
-    const deadline = Date.now() + 5000;
-    let rd = await readFile(join(entry, "inblob"));
-    while (rd.length !== 64 || rd.equals(last)) {
-      if (Date.now() > deadline) throw new Error(`emulator: no new report data for request ${i}`);
-      await new Promise((r) => setTimeout(r, 2));
-      rd = await readFile(join(entry, "inblob"));
-    }
+    const rd = await nextReportData(join(entry, "inblob"), last, i);
     last = rd;
     const out = await open(join(entry, "outblob"), "w"); // returns once the provider opens it to read
     try {
